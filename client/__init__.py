@@ -1,0 +1,1 @@
+"""katib-surrogate client: submit, watch and compare Katib experiments (cluster or local)."""

@@ -1,0 +1,1 @@
+"""Katib suggestion service: surrogate-model (GP / random forest), grid and random search."""
