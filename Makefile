@@ -41,7 +41,7 @@ test-fast: $(STAMP) ## pytest without the tests marked slow
 
 lint: $(STAMP) ## ruff (code), hadolint (Dockerfiles)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check suggestion_service client trainer_image tests bench 2>/dev/null || $(VENV)/bin/ruff format --check suggestion_service tests
+	$(VENV)/bin/ruff format --check .
 	@for f in $$(git ls-files '*Dockerfile' 2>/dev/null); do echo "hadolint $$f"; $(VENV)/bin/hadolint $$f || exit 1; done
 
 proto: $(STAMP) ## regenerate the Python gRPC modules from suggestion_service/proto/api.proto

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-HEADER = "# Benchmarks\n\nEvery table below was produced by the command shown above it; rerun it to refresh.\n"
+HEADER = (
+    "# Benchmarks\n\nEvery table below was produced by the command shown above it; rerun it to refresh.\n"
+)
 
 
 def write_section(path: str | Path, name: str, markdown: str) -> None:

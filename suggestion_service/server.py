@@ -1,0 +1,223 @@
+"""The gRPC server Katib talks to: ``api.v1.beta1.Suggestion`` plus ``grpc.health.v1.Health``.
+
+The handlers only translate between protobuf and :mod:`suggestion_service.engine`, map errors to gRPC
+status codes, log one line per request and update the Prometheus metrics. All algorithm work (and all
+state) lives in the engine, which rebuilds everything from the request: a restarted pod continues an
+experiment exactly where it was.
+
+Status codes follow what Katib's controller does with them (see docs/service.md):
+
+- ``INVALID_ARGUMENT``: a bad search space, setting or request. For ``ValidateAlgorithmSettings``
+  Katib marks the Experiment Failed with our message; for ``GetSuggestions`` it retries.
+- ``INTERNAL``: a bug on our side; the message is one line, the traceback goes to the log only.
+- ``RESOURCE_EXHAUSTED``: more concurrent RPCs than ``--max-concurrent-rpcs`` (gRPC answers it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from suggestion_service import engine
+from suggestion_service.errors import InvalidArgument
+from suggestion_service.metrics import ServiceMetrics
+from suggestion_service.proto import api_pb2, api_pb2_grpc
+
+log = logging.getLogger("suggestion_service")
+
+#: Health keys set to SERVING. Katib's kubelet gRPC probes ask for ``manager.v1beta1.Suggestion``
+#: (a key, not the real service name); "" is the whole server; the real name is there for grpcurl users.
+HEALTH_SERVICE_NAMES = ("", "manager.v1beta1.Suggestion", "api.v1.beta1.Suggestion")
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT_RPCS = 32
+DEFAULT_WORKERS = 4
+
+_T = TypeVar("_T")
+
+
+class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
+    """Answers Katib's Suggestion RPCs with :mod:`suggestion_service.engine`."""
+
+    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+        self.metrics = metrics or ServiceMetrics()
+
+    def GetSuggestions(  # noqa: N802 (gRPC method name)
+        self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.GetSuggestionsReply:
+        """Return exactly ``request.current_request_number`` new parameter assignments."""
+        algorithm = request.experiment.spec.algorithm.algorithm_name
+        details: dict[str, Any] = {
+            "experiment": request.experiment.name or "-",
+            "algorithm": algorithm or "-",
+            "requested": request.current_request_number,
+            "trials": len(request.trials),
+        }
+        self.metrics.history_size.labels(_label(algorithm)).observe(len(request.trials))
+
+        def work() -> api_pb2.GetSuggestionsReply:
+            result = engine.get_suggestions(request)
+            self.metrics.fit_seconds.labels(_label(algorithm)).observe(result.fit_seconds)
+            self.metrics.assignments.labels(_label(algorithm)).inc(len(result.assignments))
+            details.update(
+                observed=result.n_observed,
+                pending=result.n_pending,
+                failed=result.n_failed,
+                fit_ms=round(result.fit_seconds * 1000, 1),
+            )
+            if result.exhausted:
+                details["exhausted"] = "true"
+            reply = api_pb2.GetSuggestionsReply()
+            for assignment in result.assignments:
+                item = reply.parameter_assignments.add()
+                for name, value in assignment.items():
+                    item.assignments.add(name=name, value=value)
+            return reply
+
+        return self._answer("GetSuggestions", algorithm, context, details, work)
+
+    def ValidateAlgorithmSettings(  # noqa: N802 (gRPC method name)
+        self, request: api_pb2.ValidateAlgorithmSettingsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.ValidateAlgorithmSettingsReply:
+        """Check the search space and algorithm settings; an empty reply means valid."""
+        algorithm = request.experiment.spec.algorithm.algorithm_name
+        details: dict[str, Any] = {
+            "experiment": request.experiment.name or "-",
+            "algorithm": algorithm or "-",
+        }
+
+        def work() -> api_pb2.ValidateAlgorithmSettingsReply:
+            engine.validate_experiment(request.experiment)
+            return api_pb2.ValidateAlgorithmSettingsReply()
+
+        return self._answer("ValidateAlgorithmSettings", algorithm, context, details, work)
+
+    def _answer(
+        self,
+        rpc: str,
+        algorithm: str,
+        context: grpc.ServicerContext,
+        details: dict[str, Any],
+        work: Callable[[], _T],
+    ) -> _T:
+        """Run ``work``; map errors to status codes; log one line; record metrics."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        message = ""
+        self.metrics.in_flight.inc()
+        try:
+            return work()
+        except InvalidArgument as exc:
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+        except Exception as exc:  # a bug: keep the pod alive, log the traceback, send one line
+            log.exception("%s failed unexpectedly (experiment=%s)", rpc, details.get("experiment"))
+            code = grpc.StatusCode.INTERNAL
+            message = f"internal error in {rpc}: {type(exc).__name__}: {exc}".splitlines()[0]
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            label = _label(algorithm)
+            self.metrics.latency.labels(rpc, label).observe(elapsed)
+            self.metrics.requests.labels(rpc, label, code.name).inc()
+            if code is not grpc.StatusCode.OK:
+                self.metrics.errors.labels(rpc, label, code.name).inc()
+                details["error"] = repr(message)
+            fields = " ".join(f"{k}={v}" for k, v in details.items())
+            log.info("%s %s code=%s ms=%.1f", rpc, fields, code.name, elapsed * 1000)
+        context.abort(code, message)
+        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def _label(algorithm: str) -> str:
+    """Bound the metrics' label cardinality: unknown algorithm names are lumped together."""
+    from suggestion_service.settings import ALGORITHMS
+
+    return algorithm if algorithm in ALGORITHMS else "other"
+
+
+@dataclass
+class RunningServer:
+    """A started server; ``stop()`` drains in-flight RPCs, flips health to NOT_SERVING first."""
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    metrics: ServiceMetrics
+    metrics_port: int | None = None
+    _metrics_http: Any = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Report NOT_SERVING, stop accepting RPCs, wait up to ``grace`` s for in-flight ones."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        if self._metrics_http is not None:
+            http_server, _thread = self._metrics_http
+            http_server.shutdown()
+            http_server.server_close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server terminates (or ``timeout``); True when it has."""
+        return self.server.wait_for_termination(timeout)
+
+
+def start_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    metrics_port: int | None = None,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> RunningServer:
+    """Start the Suggestion + Health gRPC server (and optionally ``/metrics``) in background threads.
+
+    ``port=0`` picks a free port (see ``RunningServer.port``). Requests beyond ``max_concurrent_rpcs``
+    get RESOURCE_EXHAUSTED; messages over ``max_message_bytes`` are refused by gRPC.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if max_concurrent_rpcs < 1:
+        raise ValueError(f"max_concurrent_rpcs must be >= 1, got {max_concurrent_rpcs}")
+    metrics = ServiceMetrics()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="suggest"),
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    api_pb2_grpc.add_SuggestionServicer_to_server(SuggestionServicer(metrics), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"could not bind the gRPC port {address} (in use, or not an address of this host)")
+    metrics_http = None
+    if metrics_port is not None:
+        metrics_http = metrics.serve(metrics_port, addr="0.0.0.0" if host in ("0.0.0.0", "::") else host)
+        metrics_port = metrics_http[0].server_port
+    server.start()
+    for name in HEALTH_SERVICE_NAMES:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "serving api.v1.beta1.Suggestion on %s:%d (metrics: %s)",
+        host,
+        bound,
+        f":{metrics_port}/metrics" if metrics_port is not None else "off",
+    )
+    return RunningServer(server, bound, health_servicer, metrics, metrics_port, metrics_http)
