@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from suggestion_service.__main__ import build_parser
 from suggestion_service.proto import api_pb2, api_pb2_grpc
 from suggestion_service.server import RunningServer, start_server
-from tests.service.requests import bert_space, make_experiment, make_request, make_trial
+from tests.service.builders import bert_space, make_experiment, make_request, make_trial
 
 COND = api_pb2.TrialStatus.TrialConditionType
 

@@ -88,7 +88,7 @@ def server() -> Iterator[ServerProcess]:
 def sdk(port: int, scenario: str) -> dict:
     """Run one SDK-client scenario against ``port`` and return its JSON output."""
     done = subprocess.run(
-        [sys.executable, str(SDK_CLIENT), str(port), scenario],
+        [sys.executable, "-P", str(SDK_CLIENT), str(port), scenario],
         cwd=ROOT,
         capture_output=True,
         text=True,

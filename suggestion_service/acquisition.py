@@ -1,0 +1,95 @@
+"""Acquisition functions on a minimisation problem (lower loss is better); larger scores are better.
+
+Expected improvement is computed in log space so that it still ranks candidates whose plain EI
+underflows to 0 (far below the incumbent, z << 0): log h(z) with h(z) = phi(z) + z Phi(z) uses
+``erfcx`` for z < -1 and the asymptotic series for very negative z (the LogEI formulation of
+Ament et al., NeurIPS 2023).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erfcx, log_ndtr, ndtr
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_HALF_PI = math.sqrt(math.pi / 2.0)
+_SQRT2 = math.sqrt(2.0)
+
+
+def log_h(z: np.ndarray) -> np.ndarray:
+    """log(phi(z) + z * Phi(z)), accurate for every real z."""
+    z = np.asarray(z, dtype=float)
+    out = np.empty_like(z)
+    mid = z > -1.0
+    zm = z[mid]
+    out[mid] = np.log(np.exp(-0.5 * zm * zm - _LOG_SQRT_2PI) + zm * ndtr(zm))
+    low = ~mid
+    zl = z[low]
+    far = zl < -1e4
+    near = ~far
+    zn = zl[near]
+    # h(z) = phi(z) * (1 - |z| sqrt(pi/2) erfcx(|z|/sqrt2)) for z < 0
+    inner = np.log1p(-np.abs(zn) * _SQRT_HALF_PI * erfcx(np.abs(zn) / _SQRT2))
+    vals = np.empty_like(zl)
+    vals[near] = -0.5 * zn * zn - _LOG_SQRT_2PI + inner
+    zf = zl[far]
+    vals[far] = -0.5 * zf * zf - _LOG_SQRT_2PI - 2.0 * np.log(np.abs(zf))
+    out[low] = vals
+    return out
+
+
+def log_expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float, xi: float = 0.0) -> np.ndarray:
+    """log E[max(best - xi - f, 0)] for f ~ N(mu, sd^2)."""
+    sd = np.maximum(np.asarray(sd, dtype=float), 1e-12)
+    z = (best - xi - np.asarray(mu, dtype=float)) / sd
+    return log_h(z) + np.log(sd)
+
+
+def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float, xi: float = 0.0) -> np.ndarray:
+    """Plain EI (exp of the log form; underflows to 0 far from the incumbent)."""
+    return np.exp(log_expected_improvement(mu, sd, best, xi))
+
+
+def log_probability_of_improvement(
+    mu: np.ndarray, sd: np.ndarray, best: float, xi: float = 0.0
+) -> np.ndarray:
+    """log P(f < best - xi)."""
+    sd = np.maximum(np.asarray(sd, dtype=float), 1e-12)
+    return log_ndtr((best - xi - np.asarray(mu, dtype=float)) / sd)
+
+
+def confidence_bound(mu: np.ndarray, sd: np.ndarray, kappa: float) -> np.ndarray:
+    """Negated lower confidence bound -(mu - kappa * sd): the UCB of the objective being maximised."""
+    return kappa * np.asarray(sd, dtype=float) - np.asarray(mu, dtype=float)
+
+
+def score(
+    kind: str,
+    mu: np.ndarray,
+    sd: np.ndarray,
+    best: float,
+    *,
+    xi: float,
+    kappa: float,
+    log_cost: np.ndarray | None = None,
+    cost_exponent: float = 1.0,
+) -> np.ndarray:
+    """Acquisition values of candidates (larger is better) for kind ei | pi | ucb | ei_per_cost.
+
+    ``log_cost`` is the cost model's predicted mean log cost; ei_per_cost = log EI - alpha * log cost,
+    i.e. the log of EI / cost^alpha. Without a cost prediction it equals ei.
+    """
+    if kind == "ei":
+        return log_expected_improvement(mu, sd, best, xi)
+    if kind == "pi":
+        return log_probability_of_improvement(mu, sd, best, xi)
+    if kind == "ucb":
+        return confidence_bound(mu, sd, kappa)
+    if kind == "ei_per_cost":
+        log_ei = log_expected_improvement(mu, sd, best, xi)
+        if log_cost is None:
+            return log_ei
+        return log_ei - cost_exponent * np.asarray(log_cost, dtype=float)
+    raise ValueError(f"unknown acquisition {kind!r}; allowed: ei, ucb, pi, ei_per_cost")

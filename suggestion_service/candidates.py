@@ -1,0 +1,118 @@
+"""Candidate configurations for the acquisition step, and the space-filling initial design.
+
+* Finite spaces with at most ``ENUMERATE_LIMIT`` configurations are enumerated exactly (every
+  unseen configuration is scored, so the acquisition maximum is exact).
+* Larger or continuous spaces: scrambled Sobol points plus uniform draws (``n_candidates`` in all),
+  then ``refine`` adds local perturbations around the best-scoring candidates and the incumbents.
+"""
+
+# ruff: noqa: N806  (matrix notation: X is a design matrix, as in scikit-learn's fit(X, y))
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import qmc
+
+from suggestion_service.space import SearchSpace
+
+ENUMERATE_LIMIT = 20_000
+_REFINE_SCALES = (0.02, 0.06, 0.15)
+
+
+def is_enumerable(space: SearchSpace) -> bool:
+    """True for finite spaces small enough to score every configuration."""
+    size = space.size()
+    return size is not None and size <= ENUMERATE_LIMIT
+
+
+def exclude(space: SearchSpace, raws: np.ndarray, keys: set[tuple]) -> np.ndarray:
+    """Rows of ``raws`` whose key is not in ``keys`` and not repeated (first occurrence kept)."""
+    if len(raws) == 0:
+        return raws
+    kept, seen = [], set(keys)
+    for i, row in enumerate(raws):
+        k = space.raw_key(row)
+        if k not in seen:
+            seen.add(k)
+            kept.append(i)
+    return raws[np.asarray(kept, dtype=int)] if kept else raws[:0]
+
+
+def sobol_uniform(dim: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points of [0, 1)^dim: a scrambled Sobol sequence (power-of-two prefix) topped up uniformly."""
+    m = max(0, math.floor(math.log2(max(n, 1))))
+    with np.errstate(all="ignore"):
+        sobol = qmc.Sobol(d=dim, scramble=True, seed=rng).random_base2(m)
+    sobol = sobol[:n]
+    extra = rng.random((n - len(sobol), dim))
+    return np.clip(np.vstack([sobol, extra]), 0.0, np.nextafter(1.0, 0.0))
+
+
+def pool(space: SearchSpace, rng: np.random.Generator, n_candidates: int, seen: set[tuple]) -> np.ndarray:
+    """Unseen candidate raw rows, in a seeded random order (so ties break randomly but reproducibly)."""
+    if is_enumerable(space):
+        raws = space.enumerate_raw()
+        if seen:
+            seen_flat = space.flat_indices(np.array(sorted(seen), dtype=float))
+            raws = raws[~np.isin(np.arange(len(raws)), seen_flat)]
+        return raws[rng.permutation(len(raws))]
+    raws = space.sample_raw(sobol_uniform(len(space.params), n_candidates, rng))
+    if space.is_finite():
+        raws = exclude(space, raws, seen)
+    return raws
+
+
+def refine(
+    space: SearchSpace,
+    rng: np.random.Generator,
+    centers: np.ndarray,
+    per_center: int,
+    seen: set[tuple],
+) -> np.ndarray:
+    """Local candidates: ``per_center`` perturbations of each centre row, spread over three step sizes."""
+    if len(centers) == 0 or per_center <= 0:
+        return np.empty((0, len(space.params)))
+    out = []
+    reps = max(1, per_center // len(_REFINE_SCALES))
+    for scale in _REFINE_SCALES:
+        out.append(space.perturb_raw(np.repeat(centers, reps, axis=0), rng, scale))
+    raws = np.vstack(out)
+    if space.is_finite():
+        raws = exclude(space, raws, seen)
+    return raws
+
+
+def space_filling(
+    space: SearchSpace,
+    rng: np.random.Generator,
+    n: int,
+    existing_raw: np.ndarray,
+    candidates_raw: np.ndarray,
+) -> np.ndarray:
+    """Greedy maximin: pick ``n`` candidates, each as far as possible (encoded Euclidean distance) from
+    the existing configurations and the earlier picks. With nothing existing the first pick is a
+    random candidate. Returns up to ``n`` raw rows (fewer if there are fewer candidates)."""
+    n = min(n, len(candidates_raw))
+    if n <= 0:
+        return candidates_raw[:0]
+    X = space.encode_raw(candidates_raw)
+    jitter = rng.random(len(X)) * 1e-9
+    min_d = np.full(len(X), np.inf)
+    if len(existing_raw):
+        E = space.encode_raw(existing_raw)
+        for e in E:
+            np.minimum(min_d, np.sum((X - e) ** 2, axis=1), out=min_d)
+    chosen: list[int] = []
+    for _ in range(n):
+        if not np.isfinite(min_d).any():
+            i = int(rng.integers(len(X)))
+        else:
+            score = np.where(np.isfinite(min_d), min_d, 0.0) + jitter
+            score[chosen] = -1.0
+            i = int(np.argmax(score))
+        chosen.append(i)
+        np.minimum(min_d, np.sum((X - X[i]) ** 2, axis=1), out=min_d)
+        min_d[chosen] = -1.0
+    return candidates_raw[np.asarray(chosen, dtype=int)]

@@ -1,0 +1,142 @@
+"""The facade the gRPC server calls: Katib protos in, plain Python out.
+
+``validate_experiment`` is what ``ValidateAlgorithmSettings`` checks; ``get_suggestions`` answers a
+``GetSuggestionsRequest`` with exactly ``current_request_number`` feasible assignments. Both raise
+``InvalidArgument`` for anything Katib sent that cannot be served. No state is kept between calls:
+the history comes from ``request.trials`` and every random choice is seeded from the experiment
+name, the algorithm settings and the history content, so a repeated (or retried, or restarted)
+request gets the same reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from threadpoolctl import ThreadpoolController
+
+from suggestion_service.algorithms import check_grid, propose
+from suggestion_service.errors import InvalidArgument
+from suggestion_service.history import History, build_history
+from suggestion_service.proto import api_pb2
+from suggestion_service.seeding import rng_from
+from suggestion_service.settings import Settings, parse_settings
+from suggestion_service.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEST_NUMBER = 1000
+
+_threadpools: ThreadpoolController | None = None
+_threadpools_lock = threading.Lock()
+
+
+def _limit_threads():
+    """Run numerical code single-threaded: the matrices are small and the pod has 1-2 CPUs."""
+    global _threadpools
+    with _threadpools_lock:
+        if _threadpools is None:
+            _threadpools = ThreadpoolController()
+    return _threadpools.limit(limits=1)
+
+
+@dataclass
+class SuggestionResult:
+    """What ``get_suggestions`` returns (the server turns ``assignments`` into the reply)."""
+
+    assignments: list[dict[str, str]]
+    exhausted: bool
+    n_observed: int
+    n_pending: int
+    n_failed: int
+    fit_seconds: float
+
+
+def _prepare(experiment: api_pb2.Experiment) -> tuple[SearchSpace, Settings]:
+    spec = experiment.spec
+    space = SearchSpace.from_proto(spec.parameter_specs.parameters)
+    settings = parse_settings(
+        spec.algorithm.algorithm_name, [(s.name, s.value) for s in spec.algorithm.algorithm_settings]
+    )
+    objective = spec.objective
+    if objective.type not in (api_pb2.MINIMIZE, api_pb2.MAXIMIZE):
+        label = (
+            api_pb2.ObjectiveType.Name(objective.type)
+            if objective.type == api_pb2.UNKNOWN
+            else objective.type
+        )
+        raise InvalidArgument(f"objective.type {label} is not allowed; allowed: MINIMIZE or MAXIMIZE")
+    if not objective.objective_metric_name:
+        raise InvalidArgument("objective.objective_metric_name is empty; name the metric to optimise")
+    if settings.cost_metric and settings.cost_metric not in objective.additional_metric_names:
+        raise InvalidArgument(
+            f"setting cost_metric={settings.cost_metric!r} is not in objective.additional_metric_names "
+            f"{list(objective.additional_metric_names)}; Katib only collects the metrics listed there"
+        )
+    if settings.algorithm == "grid":
+        check_grid(space)
+    return space, settings
+
+
+def validate_experiment(experiment: api_pb2.Experiment) -> None:
+    """What ``ValidateAlgorithmSettings`` checks: algorithm name and settings, search space, objective,
+    and for grid that every double has a step and ``max_trial_count`` fits in the grid."""
+    space, settings = _prepare(experiment)
+    if settings.algorithm == "grid":
+        size = int(space.size())  # type: ignore[arg-type]
+        max_trials = experiment.spec.max_trial_count
+        if max_trials > size:
+            raise InvalidArgument(f"Max Trial Count: {max_trials} > all possible search combinations: {size}")
+
+
+def _history_fingerprint(space: SearchSpace, history: History) -> list:
+    rows = [["observed", sorted(o.assignment.items()), repr(o.y), repr(o.cost)] for o in history.observed]
+    rows += [["pending", sorted(a.items())] for a in history.pending]
+    rows += [["failed", sorted(a.items())] for a in history.failed]
+    return sorted(rows, key=repr)
+
+
+def get_suggestions(request: api_pb2.GetSuggestionsRequest) -> SuggestionResult:
+    """Answer a GetSuggestionsRequest with exactly ``current_request_number`` assignments."""
+    n = request.current_request_number
+    if n < 0 or n > MAX_REQUEST_NUMBER:
+        raise InvalidArgument(
+            f"current_request_number {n} is out of range; allowed: 0 .. {MAX_REQUEST_NUMBER}"
+        )
+    experiment = request.experiment
+    space, settings = _prepare(experiment)
+    history = build_history(space, request.trials, experiment.spec.objective, settings.cost_metric)
+    counts = {
+        "n_observed": len(history.observed),
+        "n_pending": len(history.pending),
+        "n_failed": len(history.failed),
+    }
+    if n == 0:
+        return SuggestionResult([], exhausted=False, fit_seconds=0.0, **counts)
+    rng = rng_from(
+        "suggest",
+        experiment.name,
+        settings.algorithm,
+        sorted((s.name, s.value) for s in experiment.spec.algorithm.algorithm_settings),
+        _history_fingerprint(space, history),
+    )
+    with _limit_threads():
+        proposal = propose(space, history, settings, n, rng, experiment.name)
+    assignments = [space.assignment(r) for r in proposal.raws]
+    if len(assignments) != n or not all(space.contains(a) for a in assignments):
+        raise RuntimeError(f"internal error: produced {len(assignments)} assignments for {n} requested")
+    logger.debug(
+        "experiment %r: %d suggestions by %s (%s; %d observed, %d pending, %d failed; fit %.3fs)",
+        experiment.name,
+        n,
+        settings.algorithm,
+        space.describe(),
+        counts["n_observed"],
+        counts["n_pending"],
+        counts["n_failed"],
+        proposal.fit_seconds,
+    )
+    return SuggestionResult(
+        assignments, exhausted=proposal.exhausted, fit_seconds=proposal.fit_seconds, **counts
+    )
