@@ -1,0 +1,115 @@
+"""Checkpoints: resume gives the uninterrupted result; SIGTERM saves; bad checkpoints are refused."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+from trainer.katib_metrics import parse_metric_lines
+
+from tests.trainer.helpers import REPO, child_env, run_cli, trial_args
+
+QUALITY = ("accuracy", "f1", "top5_accuracy", "eval_loss")
+
+
+def final_quality(out: str) -> dict[str, str]:
+    last = out.strip().splitlines()[-1]
+    return {k: v for k, v in re.findall(r"(\w+)=(\S+)", last) if k in QUALITY}
+
+
+def epochs_printed(out: str) -> list[int]:
+    return [int(p.value) for p in parse_metric_lines(out, ["epoch"])]
+
+
+@pytest.mark.parametrize("task", ["sst2", "cifar10"])
+def test_resume_after_preemption_equals_uninterrupted_run(task: str, in_process, tmp_path) -> None:
+    reference = in_process(trial_args(task, tmp_path / "ref", epochs=3))
+    assert reference.code == 0, reference.err
+
+    first = in_process(trial_args(task, tmp_path / "cut", "--stop-after-epoch", "1", epochs=3))
+    assert first.code == 143, first.err
+    assert "--stop-after-epoch" in first.err
+    assert epochs_printed(first.out) == [1]
+    second = in_process(trial_args(task, tmp_path / "cut", epochs=3))
+    assert second.code == 0, second.err
+    assert "resuming from" in second.err
+    assert epochs_printed(second.out) == [2, 3]  # no lost or repeated epoch
+    assert final_quality(second.out) == final_quality(reference.out)
+    report = json.loads((tmp_path / "cut" / "out" / "metrics.json").read_text())
+    assert [e["epoch"] for e in report["epochs"]] == [1, 2, 3]
+    assert report["status"] == "completed"
+
+
+def test_rerun_after_completion_reports_again_without_training(in_process, tmp_path) -> None:
+    done = in_process(trial_args("sst2", tmp_path, epochs=1))
+    again = in_process(trial_args("sst2", tmp_path, epochs=1))
+    assert again.code == 0, again.err
+    assert epochs_printed(again.out) == []
+    assert final_quality(again.out) == final_quality(done.out)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_saves_and_resume_completes(in_process, tmp_path) -> None:
+    args = trial_args("sst2", tmp_path / "cut", epochs=10, batch=16)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=REPO,
+    )
+    assert proc.stdout is not None
+    first_lines = [proc.stdout.readline()]  # blocks until epoch 1 is reported
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    first_out = "".join(first_lines) + out
+    assert proc.returncode == 143, err
+    assert "received SIGTERM: saved checkpoint" in err
+    report = json.loads((tmp_path / "cut" / "out" / "metrics.json").read_text())
+    assert report["status"] == "preempted"
+
+    second = run_cli(args)
+    assert second.code == 0, second.err
+    seen = epochs_printed(first_out) + epochs_printed(second.out)
+    assert seen == list(range(1, 11))
+    reference = in_process(trial_args("sst2", tmp_path / "ref", epochs=10, batch=16))
+    assert final_quality(second.out) == final_quality(reference.out)
+
+
+def test_corrupt_checkpoint_is_an_error_not_a_restart(in_process, tmp_path) -> None:
+    ckpt = tmp_path / "ckpt" / "checkpoint.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    run = in_process(trial_args("sst2", tmp_path, epochs=1))
+    assert run.code == 6
+    assert f"checkpoint {ckpt} is corrupt or unreadable" in run.err
+    assert run.out == ""
+    assert ckpt.read_bytes() == b"not a checkpoint"
+
+
+def test_checkpoint_from_other_arguments_is_refused(in_process, tmp_path) -> None:
+    first = in_process(trial_args("sst2", tmp_path, "--stop-after-epoch", "1", epochs=2))
+    assert first.code == 143
+    other = in_process(trial_args("sst2", tmp_path, lr="5e-4", epochs=2))
+    assert other.code == 6
+    assert "different arguments (learning_rate: checkpoint 0.002 vs now 0.0005)" in other.err
+
+
+def test_checkpoint_files_are_replaced_atomically(tmp_path) -> None:
+    import torch
+    from trainer.checkpoint import load_checkpoint, save_checkpoint
+
+    assert load_checkpoint(tmp_path, {"a": 1}) is None
+    state = {"fingerprint": {"a": 1}, "epoch": 1, "step": 0, "model": {"w": torch.ones(2)}}
+    state.update({"optimizer": {}, "scheduler": {}, "rng": {"torch": torch.get_rng_state()}})
+    save_checkpoint(tmp_path, state)
+    save_checkpoint(tmp_path, {**state, "epoch": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+    loaded = load_checkpoint(tmp_path, {"a": 1})
+    assert loaded is not None and loaded["epoch"] == 2
+    assert torch.equal(loaded["model"]["w"], torch.ones(2))

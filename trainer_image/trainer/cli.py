@@ -1,0 +1,187 @@
+"""Command line: ``python -m trainer {train,warm-cache,bench}``.
+
+Building the parser imports no heavy library, so the manifests tests and the client can parse trial
+commands cheaply. A repeated flag keeps its last value (the local runner appends overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+
+from trainer.arg_types import csv_choices, float_range, int_range
+from trainer.katib_metrics import TASKS
+
+PROCESS_START = time.monotonic()  # gpu_seconds counts from here: the process holds its GPUs
+DEFAULT_CACHE_DIR = os.environ.get("TRAINER_CACHE_DIR", "/cache")
+DEFAULT_DB_MANAGER = "katib-db-manager.kubeflow:6789"
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train one trial and print Katib metric lines",
+        description="Fine-tune BERT on GLUE SST-2/MRPC or train ResNet-50 on CIFAR-10 for one Katib trial.",
+    )
+    need = train.add_argument_group("hyperparameters")
+    need.add_argument("--task", required=True, choices=TASKS, help="which dataset and model family")
+    need.add_argument(
+        "--learning-rate",
+        required=True,
+        type=float_range(0.0, 100.0, low_open=True),
+        help="peak learning rate",
+    )
+    need.add_argument("--batch-size", required=True, type=int_range(1, 65536), help="training batch size")
+    need.add_argument(
+        "--num-epochs", required=True, type=int_range(1, 1000), help="passes over the train split"
+    )
+    need.add_argument(
+        "--max-seq-length", type=int_range(8, 512), default=128, help="text: truncate to this many tokens"
+    )
+    need.add_argument(
+        "--weight-decay",
+        type=float_range(0.0, 1.0),
+        default=None,
+        help="decoupled (AdamW) / L2 (SGD) weight decay; default 0.01 text, 5e-4 vision",
+    )
+    need.add_argument(
+        "--warmup-ratio",
+        type=float_range(0.0, 1.0, high_open=True),
+        default=None,
+        help="fraction of steps with linear warm-up; default 0.1 text, 0.0 vision",
+    )
+    need.add_argument(
+        "--momentum", type=float_range(0.0, 1.0, high_open=True), default=0.9, help="vision: SGD momentum"
+    )
+    need.add_argument("--seed", type=int_range(0, 2**32 - 1), default=42, help="random seed")
+
+    model = train.add_argument_group("model and data")
+    model.add_argument(
+        "--model",
+        default=None,
+        help="text: HF name or save_pretrained folder (default bert-base-uncased); vision: resnet50 "
+        "(ImageNet-pretrained, from the cache) or resnet50-cifar (from scratch, CIFAR stem)",
+    )
+    model.add_argument(
+        "--preset", choices=("full", "tiny"), default="full", help="real models/data or tiny ones"
+    )
+    model.add_argument(
+        "--image-size",
+        type=int_range(8, 512),
+        default=None,
+        help="vision: training resolution; default 160 (pretrained), 32 (resnet50-cifar), 16 (tiny)",
+    )
+    model.add_argument(
+        "--cache-dir", default=DEFAULT_CACHE_DIR, help="warm-cache folder (models/, datasets/)"
+    )
+
+    run = train.add_argument_group("run")
+    run.add_argument("--output-dir", default="outputs", help="where metrics.json is written")
+    run.add_argument(
+        "--checkpoint-dir", default=None, help="checkpoint folder (default OUTPUT_DIR/checkpoint)"
+    )
+    run.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda if present"
+    )
+    run.add_argument("--compile", action="store_true", help="torch.compile the model (GPU runs)")
+    run.add_argument(
+        "--num-workers",
+        type=int_range(0, 64),
+        default=None,
+        help="DataLoader workers (default 4 on GPU, 0 on CPU)",
+    )
+    run.add_argument(
+        "--metrics-port", type=int_range(1, 65535), default=None, help="serve Prometheus /metrics"
+    )
+    run.add_argument("--push-metrics", action="store_true", help="also push metrics with the Katib SDK")
+    run.add_argument(
+        "--katib-db-manager-address", default=DEFAULT_DB_MANAGER, help="host:port used by --push-metrics"
+    )
+    run.add_argument(
+        "--stop-after-epoch",
+        type=int_range(1, 1000),
+        default=None,
+        help="testing aid: after this epoch save the checkpoint and exit 143 as if preempted",
+    )
+
+
+def _add_warm_cache(sub: argparse._SubParsersAction) -> None:
+    warm = sub.add_parser(
+        "warm-cache",
+        help="download models and datasets into the cache once",
+        description="Download BERT (+tokenizer), GLUE SST-2/MRPC, CIFAR-10 and ResNet-50 ImageNet weights.",
+    )
+    warm.add_argument("--tasks", type=csv_choices(TASKS), default=list(TASKS), help="comma-separated tasks")
+    warm.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="cache folder to fill")
+    warm.add_argument("--text-model", default="bert-base-uncased", help="HF model name for the text tasks")
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="training throughput (samples/s, model FLOP utilisation) on synthetic batches",
+        description="Measure BERT-base (seq 128) and ResNet-50 training throughput on this device.",
+    )
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    bench.add_argument("--shapes", type=csv_choices(("tiny", "full")), default=["tiny", "full"])
+    bench.add_argument("--models", type=csv_choices(("bert", "resnet50")), default=["bert", "resnet50"])
+    bench.add_argument(
+        "--steps", type=int_range(1, 10000), default=None, help="timed steps (default 3 CPU, 30 GPU)"
+    )
+    bench.add_argument(
+        "--warmup", type=int_range(0, 1000), default=None, help="untimed steps (default 1 CPU, 10 GPU)"
+    )
+    bench.add_argument(
+        "--batch-size", type=int_range(1, 4096), default=None, help="default 8 CPU; 64/256 GPU"
+    )
+    bench.add_argument("--compile", action="store_true", help="torch.compile the models")
+    bench.add_argument(
+        "--write", default=None, help="Markdown file whose trainer-throughput section is replaced"
+    )
+    bench.add_argument("--json", default=None, help="also write the raw results here")
+    bench.add_argument(
+        "--include", action="append", default=None, help="JSON results of an earlier run to add to the table"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with the ``train``, ``warm-cache`` and ``bench`` subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer", description="Katib trial trainer: BERT on GLUE, ResNet-50 on CIFAR-10."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,warm-cache,bench}")
+    _add_train(sub)
+    _add_warm_cache(sub)
+    _add_bench(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.command_line = "python -m trainer " + shlex.join(argv)
+    from trainer.errors import TrainerError
+    from trainer.quiet import quiet_libraries
+
+    quiet_libraries()
+    try:
+        if args.command == "train":
+            from trainer.engine import run_training
+
+            return run_training(args)
+        if args.command == "warm-cache":
+            from trainer.warm_cache import warm_cache
+
+            warm_cache(args.tasks, args.cache_dir, text_model=args.text_model)
+            return 0
+        from trainer.bench import run_bench
+
+        return run_bench(args)
+    except TrainerError as exc:
+        print(f"trainer: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code

@@ -1,0 +1,55 @@
+"""Errors that end a trial with a specific exit code and a one-paragraph explanation."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_ARGS = 2
+EXIT_NON_FINITE_LOSS = 3
+EXIT_OUT_OF_MEMORY = 4
+EXIT_MISSING_CACHE = 5
+EXIT_BAD_CHECKPOINT = 6
+EXIT_METRICS_PUSH = 7
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process killed by SIGTERM
+
+
+class TrainerError(Exception):
+    """Base class: ``exit_code`` is what the process returns, ``str(self)`` what it prints."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class NonFiniteLossError(TrainerError):
+    """The training loss became NaN or infinite (usually a learning rate far too high)."""
+
+    exit_code = EXIT_NON_FINITE_LOSS
+
+
+class OutOfMemoryError(TrainerError):
+    """The accelerator ran out of memory at the requested batch size."""
+
+    exit_code = EXIT_OUT_OF_MEMORY
+
+
+class MissingCacheError(TrainerError):
+    """A model or dataset is neither in the cache nor downloadable (offline mode)."""
+
+    exit_code = EXIT_MISSING_CACHE
+
+
+class CheckpointError(TrainerError):
+    """The checkpoint cannot be read or belongs to a different run; never silently restart."""
+
+    exit_code = EXIT_BAD_CHECKPOINT
+
+
+class MetricsPushError(TrainerError):
+    """Pushing metrics to the Katib DB manager failed."""
+
+    exit_code = EXIT_METRICS_PUSH
+
+
+class PreemptedError(TrainerError):
+    """SIGTERM (or --stop-after-epoch) stopped the run after saving a checkpoint."""
+
+    exit_code = EXIT_PREEMPTED

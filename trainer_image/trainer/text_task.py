@@ -1,0 +1,170 @@
+"""BERT sequence classification on GLUE SST-2 / MRPC: AdamW, linear warm-up/decay, dynamic padding."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+from trainer.cache import resolve_text_model
+from trainer.config import RunConfig
+from trainer.data import EVAL_SPLIT, EpochBatchSampler, ListDataset, load_splits, make_loader, steps_per_epoch
+from trainer.eval_metrics import accuracy, binary_f1
+from trainer.tasks import PreparedTask, decay_groups, fused_kwargs
+from trainer.tiny_data import vocabulary
+
+TEXT_COLUMNS = {"sst2": ("sentence",), "mrpc": ("sentence1", "sentence2")}
+TINY_BERT = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 512,
+}
+
+
+def tiny_tokenizer() -> Any:
+    """A BertTokenizerFast over the tiny vocabulary, built from a vocab file written here."""
+    from transformers import BertTokenizerFast
+
+    with tempfile.TemporaryDirectory(prefix="tiny-vocab-") as folder:
+        path = Path(folder) / "vocab.txt"
+        path.write_text("\n".join(vocabulary()) + "\n")
+        return BertTokenizerFast(vocab=str(path), do_lower_case=True)
+
+
+def tiny_bert(vocab_size: int, pad_token_id: int) -> nn.Module:
+    """A 2-layer, 64-wide BERT for sequence classification (random init from the global seed)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id, num_labels=2, **TINY_BERT)
+    return BertForSequenceClassification(config)
+
+
+def load_text_model(cfg: RunConfig) -> tuple[Any, nn.Module, str]:
+    """(tokenizer, model, source) for the preset: tiny in code, full from the cache or the hub."""
+    if cfg.preset == "tiny":
+        tokenizer = tiny_tokenizer()
+        return tokenizer, tiny_bert(len(tokenizer), tokenizer.pad_token_id), "tiny-bert (in code)"
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = resolve_text_model(cfg.model, cfg.cache_dir, cfg.task)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
+    return tokenizer, model, source
+
+
+def tokenize(
+    tokenizer: Any, columns: dict[str, list[Any]], task: str, max_length: int
+) -> list[dict[str, Any]]:
+    """Tokenized examples (no padding) with their labels."""
+    texts = [columns[c] for c in TEXT_COLUMNS[task]]
+    encoded = tokenizer(*texts, truncation=True, max_length=max_length, padding=False)
+    type_ids = encoded.get("token_type_ids")
+    return [
+        {
+            "input_ids": ids,
+            "token_type_ids": type_ids[i] if type_ids is not None else [0] * len(ids),
+            "label": int(columns["label"][i]),
+        }
+        for i, ids in enumerate(encoded["input_ids"])
+    ]
+
+
+class PadCollator:
+    """Dynamic padding to the longest example of the batch (rounded up to ``multiple``)."""
+
+    def __init__(self, pad_id: int, multiple: int = 1) -> None:
+        self.pad_id = pad_id
+        self.multiple = multiple
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        length = max(len(e["input_ids"]) for e in examples)
+        length = -(-length // self.multiple) * self.multiple
+        ids = torch.full((len(examples), length), self.pad_id, dtype=torch.long)
+        types = torch.zeros((len(examples), length), dtype=torch.long)
+        mask = torch.zeros((len(examples), length), dtype=torch.long)
+        for row, example in enumerate(examples):
+            n = len(example["input_ids"])
+            ids[row, :n] = torch.tensor(example["input_ids"])
+            types[row, :n] = torch.tensor(example["token_type_ids"])
+            mask[row, :n] = 1
+        labels = torch.tensor([e["label"] for e in examples], dtype=torch.long)
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels}
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_workers: int) -> PreparedTask:
+    """Build the text task: model, tokenized splits, loaders, loss, evaluation and AdamW."""
+    splits = load_splits(cfg.task, cfg.preset, cfg.cache_dir)
+    tokenizer, model, source = load_text_model(cfg)
+    train = tokenize(tokenizer, splits["train"], cfg.task, cfg.max_seq_length)
+    evaluation = tokenize(tokenizer, splits[EVAL_SPLIT[cfg.task]], cfg.task, cfg.max_seq_length)
+    model.to(device)
+    collate = PadCollator(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
+    pin = device.type == "cuda"
+    train_set, eval_set = ListDataset(train), ListDataset(evaluation)
+
+    def train_batches(epoch: int, start_step: int) -> Any:
+        sampler = EpochBatchSampler(len(train), cfg.batch_size, cfg.seed, epoch, start_step)
+        return make_loader(train_set, sampler, collate, num_workers, pin)
+
+    def batch_loss(
+        net: nn.Module, batch: dict[str, torch.Tensor], epoch: int, step: int
+    ) -> tuple[torch.Tensor, int]:
+        batch = _to_device(batch, device)
+        with autocast():
+            logits = net(
+                input_ids=batch["input_ids"],
+                token_type_ids=batch["token_type_ids"],
+                attention_mask=batch["attention_mask"],
+            ).logits
+        return nnf.cross_entropy(logits.float(), batch["labels"]), int(batch["labels"].shape[0])
+
+    eval_batch = min(max(cfg.batch_size, 64), 512)
+
+    @torch.no_grad()
+    def evaluate(net: nn.Module) -> dict[str, float]:
+        net.eval()
+        sampler = EpochBatchSampler(len(evaluation), eval_batch, 0, 0, shuffle=False)
+        preds, labels, loss_sum = [], [], torch.zeros((), device=device)
+        for batch in make_loader(eval_set, sampler, collate, num_workers, pin):
+            batch = _to_device(batch, device)
+            with autocast():
+                logits = net(
+                    input_ids=batch["input_ids"],
+                    token_type_ids=batch["token_type_ids"],
+                    attention_mask=batch["attention_mask"],
+                ).logits.float()
+            loss_sum += nnf.cross_entropy(logits, batch["labels"], reduction="sum")
+            preds.append(logits.argmax(dim=1).cpu())
+            labels.append(batch["labels"].cpu())
+        net.train()
+        predicted, truth = torch.cat(preds), torch.cat(labels)
+        return {
+            "accuracy": accuracy(predicted, truth),
+            "f1": binary_f1(predicted, truth),
+            "eval_loss": float(loss_sum) / len(evaluation),
+        }
+
+    optimizer = torch.optim.AdamW(
+        decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate, eps=1e-8, **fused_kwargs(device)
+    )
+    return PreparedTask(
+        model=model,
+        train_size=len(train),
+        steps_per_epoch=steps_per_epoch(len(train), cfg.batch_size),
+        train_batches=train_batches,
+        batch_loss=batch_loss,
+        evaluate=evaluate,
+        optimizer=optimizer,
+        schedule="linear",
+        info={"model_source": source, "train_examples": len(train), "eval_examples": len(evaluation)},
+    )

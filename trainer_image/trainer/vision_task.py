@@ -1,0 +1,235 @@
+"""ResNet-50 on CIFAR-10: SGD (Nesterov momentum) with cosine decay, crop+flip augmentation on the device.
+
+Images stay uint8 (N, 3, 32, 32) in host memory; each batch goes to the device, where the random crop
+(4 px padding), horizontal flip, resize to the training resolution and normalisation run batched, so
+the GPU is not starved by per-image CPU transforms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+from trainer.cache import missing, resnet50_weights_path
+from trainer.config import RunConfig
+from trainer.data import EVAL_SPLIT, EpochBatchSampler, load_splits, make_loader, steps_per_epoch
+from trainer.eval_metrics import accuracy, top_k_accuracy
+from trainer.tasks import PreparedTask, decay_groups, fused_kwargs
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NUM_CLASSES = 10
+TINY_WIDTHS = (8, 16, 32, 64)
+CROP_PADDING = 4
+
+
+def cifar_stem(model: nn.Module, width: int = 64) -> nn.Module:
+    """Replace the ImageNet stem (7x7/2 conv + max-pool) by a 3x3/1 conv without pooling."""
+    model.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def tiny_resnet() -> nn.Module:
+    """torchvision's ResNet with one Bottleneck per stage and widths 8/16/32/64 (CIFAR stem).
+
+    The same class and blocks as ResNet-50, narrowed so a trial trains in about a second on one CPU
+    core (ResNet-50 itself needs seconds per step there).
+    """
+    from torchvision.models.resnet import Bottleneck, ResNet
+
+    class NarrowResNet(ResNet):
+        def __init__(self) -> None:
+            nn.Module.__init__(self)
+            self._norm_layer = nn.BatchNorm2d
+            self.inplanes, self.dilation, self.groups, self.base_width = TINY_WIDTHS[0], 1, 1, 64
+            self.conv1 = nn.Conv2d(3, TINY_WIDTHS[0], kernel_size=3, stride=1, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(TINY_WIDTHS[0])
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.Identity()
+            self.layer1 = self._make_layer(Bottleneck, TINY_WIDTHS[0], 1)
+            self.layer2 = self._make_layer(Bottleneck, TINY_WIDTHS[1], 1, stride=2)
+            self.layer3 = self._make_layer(Bottleneck, TINY_WIDTHS[2], 1, stride=2)
+            self.layer4 = self._make_layer(Bottleneck, TINY_WIDTHS[3], 1, stride=2)
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(TINY_WIDTHS[3] * Bottleneck.expansion, NUM_CLASSES)
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    return NarrowResNet()
+
+
+def load_vision_model(cfg: RunConfig) -> tuple[nn.Module, str, bool]:
+    """(model, source, imagenet_normalisation) for the preset and ``--model``."""
+    if cfg.preset == "tiny":
+        return tiny_resnet(), "tiny-resnet (torchvision ResNet, Bottleneck [1,1,1,1], widths 8-64)", False
+    from torchvision.models import resnet50
+
+    if cfg.model == "resnet50-cifar":
+        return (
+            cifar_stem(resnet50(weights=None, num_classes=NUM_CLASSES)),
+            "resnet50 (from scratch, CIFAR stem)",
+            False,
+        )
+    path = resnet50_weights_path(cfg.cache_dir)
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        from trainer.cache import RESNET50_WEIGHTS_URL, offline
+
+        if offline():
+            raise missing("ImageNet ResNet-50 weights", path, cfg.cache_dir, "cifar10")
+        state = torch.hub.load_state_dict_from_url(RESNET50_WEIGHTS_URL, map_location="cpu", progress=False)
+    model = resnet50(weights=None)
+    model.load_state_dict(state)
+    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+    return model, f"resnet50 (ImageNet weights {path.name})", True
+
+
+def images_to_tensor(images: list[Any]) -> torch.Tensor:
+    """PIL images (or HWC arrays) -> uint8 tensor (N, 3, H, W)."""
+    arrays = [
+        np.asarray(img.convert("RGB") if hasattr(img, "convert") else img, dtype=np.uint8) for img in images
+    ]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def random_crop_flip(
+    images: torch.Tensor, generator: torch.Generator, padding: int = CROP_PADDING
+) -> torch.Tensor:
+    """Random crop after zero padding plus random horizontal flip, for a whole batch (any device)."""
+    n, _c, h, w = images.shape
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(images.device)
+    flips = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    padded = nnf.pad(images, (padding, padding, padding, padding))
+    rows = (offsets[0][:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (offsets[1][:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channels = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+    cropped = padded[batch, channels, rows, cols]
+    return torch.where(flips[:, None, None, None], cropped.flip(3), cropped)
+
+
+class Normaliser:
+    """uint8 batch -> float, resized to the training resolution, normalised, channels_last on CUDA."""
+
+    def __init__(self, size: int, imagenet: bool, device: torch.device) -> None:
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if imagenet else (CIFAR_MEAN, CIFAR_STD)
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
+        self.size = size
+        self.channels_last = device.type == "cuda"
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float() - self.mean) / self.std
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = nnf.interpolate(
+                x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
+            )
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class ImageBatches(torch.utils.data.Dataset):
+    """uint8 images and labels; ``__getitems__`` gathers a whole batch with one indexing op."""
+
+    def __init__(self, images: torch.Tensor, labels: list[int]) -> None:
+        self.images = images
+        self.labels = torch.tensor(labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.tensor(indices, dtype=torch.long)
+        return self.images[index], self.labels[index]
+
+
+def _as_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch
+
+
+def prepare_vision(cfg: RunConfig, device: torch.device, autocast: Any, num_workers: int) -> PreparedTask:
+    """Build the CIFAR-10 task: model, uint8 image tensors, loaders, loss, evaluation and SGD."""
+    splits = load_splits(cfg.task, cfg.preset, cfg.cache_dir)
+    model, source, imagenet = load_vision_model(cfg)
+    train_x = images_to_tensor(splits["train"]["img"])
+    train_y = [int(y) for y in splits["train"]["label"]]
+    eval_name = EVAL_SPLIT[cfg.task]
+    eval_x = images_to_tensor(splits[eval_name]["img"])
+    eval_y = [int(y) for y in splits[eval_name]["label"]]
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    size = int(cfg.image_size or 32)
+    normalise = Normaliser(size, imagenet, device)
+    pin = device.type == "cuda"
+    train_set, eval_set = ImageBatches(train_x, train_y), ImageBatches(eval_x, eval_y)
+
+    def train_batches(epoch: int, start_step: int) -> Any:
+        sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed, epoch, start_step, min_batch=2)
+        return make_loader(train_set, sampler, _as_batch, num_workers, pin)
+
+    def batch_loss(net: nn.Module, batch: Any, epoch: int, step: int) -> tuple[torch.Tensor, int]:
+        images, labels = (t.to(device, non_blocking=True) for t in batch)
+        generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 100_003 + step)
+        x = normalise(random_crop_flip(images, generator))
+        with autocast():
+            logits = net(x)
+        return nnf.cross_entropy(logits.float(), labels), int(labels.shape[0])
+
+    eval_batch = min(max(cfg.batch_size, 128), 1024)
+
+    @torch.no_grad()
+    def evaluate(net: nn.Module) -> dict[str, float]:
+        net.eval()
+        sampler = EpochBatchSampler(len(eval_set), eval_batch, 0, 0, shuffle=False)
+        logits_all, labels_all, loss_sum = [], [], torch.zeros((), device=device)
+        for images, labels in make_loader(eval_set, sampler, _as_batch, num_workers, pin):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with autocast():
+                logits = net(normalise(images)).float()
+            loss_sum += nnf.cross_entropy(logits, labels, reduction="sum")
+            logits_all.append(logits.cpu())
+            labels_all.append(labels.cpu())
+        net.train()
+        logits, truth = torch.cat(logits_all), torch.cat(labels_all)
+        return {
+            "accuracy": accuracy(logits.argmax(dim=1), truth),
+            "top5_accuracy": top_k_accuracy(logits, truth, 5),
+            "eval_loss": float(loss_sum) / len(eval_set),
+        }
+
+    extra = fused_kwargs(device)
+    optimizer = torch.optim.SGD(
+        decay_groups(model, cfg.weight_decay),
+        lr=cfg.learning_rate,
+        momentum=cfg.momentum,
+        nesterov=cfg.momentum > 0,
+        **extra,
+    )
+    return PreparedTask(
+        model=model,
+        train_size=len(train_set),
+        steps_per_epoch=steps_per_epoch(len(train_set), cfg.batch_size, min_batch=2),
+        train_batches=train_batches,
+        batch_loss=batch_loss,
+        evaluate=evaluate,
+        optimizer=optimizer,
+        schedule="cosine",
+        info={
+            "model_source": source,
+            "image_size": size,
+            "train_examples": len(train_set),
+            "eval_examples": len(eval_set),
+        },
+    )
