@@ -1,0 +1,6 @@
+"""``python -m client``."""
+
+from client.cli import run
+
+if __name__ == "__main__":
+    run()
