@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help venv test test-fast lint proto serve demo bench bench-service manifests images e2e clean lock
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
 
 # The venv is rebuilt when the lock or the project metadata change. torch and torchvision are
 # installed first in their own pip call so that nothing else resolves a different torch build.
