@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
+from suggestion_service.process import ServiceProcess  # noqa: E402
 from suggestion_service.proto import api_pb2, api_pb2_grpc  # noqa: E402
 
 COND = api_pb2.TrialStatus.TrialConditionType
@@ -110,25 +110,8 @@ def main() -> int:
     ap.add_argument("--write", help="Markdown file to update (section service-latency)")
     args = ap.parse_args()
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "suggestion_service",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    port = int(proc.stdout.readline().split()[1].split("=")[1])
+    service = ServiceProcess(log_level="WARNING")
+    port = service.port
     channel = grpc.insecure_channel(
         f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
     )
@@ -162,10 +145,9 @@ def main() -> int:
                         f"p50={rows[-1][3]:7.1f} ms p95={rows[-1][4]:7.1f} ms",
                         flush=True,
                     )
-        rss = peak_rss_mib(proc.pid)
+        rss = peak_rss_mib(service.pid)
     finally:
-        proc.kill()
-        proc.wait()
+        service.stop()
     cpu = platform.processor() or platform.machine()
     md = [
         "## Suggestion service: GetSuggestions latency and memory",

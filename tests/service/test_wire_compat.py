@@ -8,7 +8,6 @@ one descriptor pool. Nothing here imports the SDK into the test process.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 
+from suggestion_service.process import ServiceProcess
 from suggestion_service.proto import api_pb2
 
 HERE = Path(__file__).parent
@@ -39,48 +39,9 @@ SEEN = [
 ]
 
 
-class ServerProcess:
-    """``python -m suggestion_service --port 0`` with the bound port read from its first stdout line."""
-
-    def __init__(self) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "suggestion_service",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--metrics-port",
-                "0",
-                "--grace-seconds",
-                "5",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening port="):
-            self.proc.kill()
-            raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()}")
-        fields = dict(part.split("=") for part in line.split()[1:])
-        self.port = int(fields["port"])
-        self.metrics_port = int(fields["metrics_port"])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def server() -> Iterator[ServerProcess]:
-    srv = ServerProcess()
+def server() -> Iterator[ServiceProcess]:
+    srv = ServiceProcess("--grace-seconds", "5", metrics=True)
     yield srv
     srv.stop()
 
@@ -121,7 +82,7 @@ def test_our_proto_matches_the_sdk_descriptor() -> None:
     assert _normalise(ours) == _normalise(theirs)
 
 
-def test_sdk_client_gets_valid_new_assignments(server: ServerProcess) -> None:
+def test_sdk_client_gets_valid_new_assignments(server: ServiceProcess) -> None:
     out = sdk(server.port, "bert")
     assignments = out["assignments"]
     assert len(assignments) == 3
@@ -134,24 +95,24 @@ def test_sdk_client_gets_valid_new_assignments(server: ServerProcess) -> None:
         assert a not in SEEN, "re-proposed a completed, running or failed configuration"
 
 
-def test_sdk_client_sees_invalid_argument(server: ServerProcess) -> None:
+def test_sdk_client_sees_invalid_argument(server: ServiceProcess) -> None:
     out = sdk(server.port, "invalid")
     assert out["code"] == "INVALID_ARGUMENT"
     assert "acquisition" in out["details"] and "banana" in out["details"]
 
 
-def test_health_reports_serving_for_katibs_probe_key(server: ServerProcess) -> None:
+def test_health_reports_serving_for_katibs_probe_key(server: ServiceProcess) -> None:
     assert sdk(server.port, "health") == {"status": "SERVING"}
 
 
 def test_restarted_server_returns_the_same_reply() -> None:
-    first = ServerProcess()
+    first = ServiceProcess()
     try:
         before = sdk(first.port, "bert")
     finally:
         first.proc.send_signal(signal.SIGKILL)
         first.stop()
-    second = ServerProcess()
+    second = ServiceProcess()
     try:
         after = sdk(second.port, "bert")
     finally:
@@ -159,7 +120,7 @@ def test_restarted_server_returns_the_same_reply() -> None:
     assert before == after
 
 
-def test_sigterm_drains_and_exits_cleanly(server: ServerProcess) -> None:
+def test_sigterm_drains_and_exits_cleanly(server: ServiceProcess) -> None:
     sdk(server.port, "health")
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
