@@ -1,16 +1,19 @@
 # Trainer targets (included by the top-level Makefile, which defines PY, VENV and STAMP).
-.PHONY: bench-trainer test-trainer trainer-tiny trainer-image-lint warm-cache
+.PHONY: bench-trainer test-trainer tiny-tables trainer-tiny trainer-image-lint warm-cache
 
 TRAINER_CACHE ?= runs/cache
 
 bench-trainer: $(STAMP) ## trainer throughput (samples/s, MFU) -> docs/benchmarks.md section trainer-throughput
 	$(PY) bench/trainer_throughput.py
 
+tiny-tables: $(STAMP) ## every seed-grid config of each task in the tiny preset -> bench/tables/tiny_*.csv (~5 min)
+	$(PY) bench/tiny_grid_tables.py
+
 test-trainer: $(STAMP) ## the trainer's tests only
 	$(PY) -m pytest -q -p no:cacheprovider tests/trainer
 
 trainer-tiny: $(STAMP) ## one tiny-preset SST-2 trial on this machine (a few seconds)
-	$(PY) -m trainer train --task sst2 --learning-rate 2e-3 --batch-size 16 --num-epochs 3 --preset tiny \
+	$(PY) -m trainer train --task sst2 --learning-rate 3e-5 --batch-size 16 --num-epochs 3 --preset tiny \
 		--output-dir runs/trainer-tiny --checkpoint-dir runs/trainer-tiny/checkpoint-$$$$
 
 trainer-image-lint: $(STAMP) ## hadolint the trainer Dockerfile (the image itself is built where Docker exists)

@@ -95,9 +95,9 @@ def test_corrupt_checkpoint_is_an_error_not_a_restart(in_process, tmp_path) -> N
 def test_checkpoint_from_other_arguments_is_refused(in_process, tmp_path) -> None:
     first = in_process(trial_args("sst2", tmp_path, "--stop-after-epoch", "1", epochs=2))
     assert first.code == 143
-    other = in_process(trial_args("sst2", tmp_path, lr="5e-4", epochs=2))
+    other = in_process(trial_args("sst2", tmp_path, lr="5e-5", epochs=2))
     assert other.code == 6
-    assert "different arguments (learning_rate: checkpoint 0.002 vs now 0.0005)" in other.err
+    assert "different arguments (learning_rate: checkpoint 3e-05 vs now 5e-05)" in other.err
 
 
 def test_checkpoint_files_are_replaced_atomically(tmp_path) -> None:

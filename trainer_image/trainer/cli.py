@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 from trainer.arg_types import csv_choices, float_range, int_range
+from trainer.config import TINY_TEXT_LR_SCALE
 from trainer.katib_metrics import TASKS
 
 PROCESS_START = time.monotonic()  # gpu_seconds counts from here: the process holds its GPUs
@@ -47,6 +48,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         type=float_range(0.0, 1.0),
         default=None,
         help="decoupled (AdamW) / L2 (SGD) weight decay; default 0.01 text, 5e-4 vision",
+    )
+    need.add_argument(
+        "--lr-scale",
+        type=float_range(0.0, 1e6, low_open=True),
+        default=None,
+        help="multiply --learning-rate by this (default 1; the tiny text preset uses "
+        f"{TINY_TEXT_LR_SCALE:g}, see docs/trainer.md)",
     )
     need.add_argument(
         "--warmup-ratio",

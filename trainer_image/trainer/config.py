@@ -12,6 +12,19 @@ from trainer.katib_metrics import TEXT_TASKS
 DEFAULT_MODEL = {"sst2": "bert-base-uncased", "mrpc": "bert-base-uncased", "cifar10": "resnet50"}
 VISION_MODELS = ("resnet50", "resnet50-cifar")
 TINY_MODEL = {"sst2": "tiny-bert", "mrpc": "tiny-bert", "cifar10": "tiny-resnet"}
+TINY_IMAGE_SIZE = 12  # the tiny ResNet's default training resolution (images are 32 px, resized)
+# The seed's BERT learning rates (2e-5..5e-5) are fine-tuning rates for a *pretrained* model; the tiny
+# preset's BERT is trained from scratch in seconds and sits at the majority class at those rates. It
+# therefore scales the given rate by this factor (printed in the trial log), so that the same Experiment
+# spec still ranks learning rates meaningfully at tiny scale. `--lr-scale` overrides it.
+TINY_TEXT_LR_SCALE = 100.0
+# The tiny text preset's sentences are 5-30 words, so it truncates at max_seq_length / 8 tokens (16 for the
+# seed's 128, 32 for 256): some decisive words come after token 16, and a longer max_seq_length costs
+# more time, as in the full task (where the seed's sentences would rarely reach 128 tokens).
+TINY_SEQ_LENGTH_DIVISOR = 8
+# A tiny CIFAR trial takes ~100x fewer SGD steps than a real one, so the total decay lr*wd*steps that
+# the seed's weight decays (1e-4, 1e-3) stand for would vanish; the tiny vision preset scales them by this.
+TINY_VISION_WD_SCALE = 10.0
 # Fields that do not change what is computed; everything else must match to resume a checkpoint.
 NOT_IN_FINGERPRINT = (
     "cache_dir",
@@ -33,6 +46,7 @@ class RunConfig:
 
     task: str
     learning_rate: float
+    lr_scale: float
     batch_size: int
     num_epochs: int
     max_seq_length: int
@@ -53,6 +67,42 @@ class RunConfig:
     push_metrics: bool
     katib_db_manager_address: str
     stop_after_epoch: int | None
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """The rate the optimizer uses: ``--learning-rate`` x ``lr_scale``."""
+        return self.learning_rate * self.lr_scale
+
+    @property
+    def effective_weight_decay(self) -> float:
+        """The decay the optimizer uses: ``--weight-decay``, scaled in the tiny vision preset."""
+        scale = TINY_VISION_WD_SCALE if (self.preset == "tiny" and not self.is_text) else 1.0
+        return self.weight_decay * scale
+
+    @property
+    def effective_max_seq_length(self) -> int:
+        """The truncation length: ``--max-seq-length``, divided in the tiny text preset (at least 8)."""
+        if self.preset == "tiny" and self.is_text:
+            return max(8, self.max_seq_length // TINY_SEQ_LENGTH_DIVISOR)
+        return self.max_seq_length
+
+    def tiny_scaling_notes(self) -> list[str]:
+        """How the tiny preset maps the given hyperparameters to the ones used (empty when unchanged)."""
+        notes = []
+        if self.lr_scale != 1.0:
+            notes.append(
+                f"learning rate {self.learning_rate:g} x lr-scale {self.lr_scale:g} = {self.effective_learning_rate:g}"
+            )
+        if self.effective_max_seq_length != self.max_seq_length:
+            notes.append(
+                f"max sequence length {self.max_seq_length} / {TINY_SEQ_LENGTH_DIVISOR} = "
+                f"{self.effective_max_seq_length} tokens"
+            )
+        if self.effective_weight_decay != self.weight_decay:
+            notes.append(
+                f"weight decay {self.weight_decay:g} x {TINY_VISION_WD_SCALE:g} = {self.effective_weight_decay:g}"
+            )
+        return notes
 
     @property
     def is_text(self) -> bool:
@@ -76,7 +126,10 @@ class RunConfig:
             )
         image_size = args.image_size
         if not text and image_size is None:
-            image_size = {"tiny-resnet": 16, "resnet50-cifar": 32, "resnet50": 160}[model]
+            image_size = {"tiny-resnet": TINY_IMAGE_SIZE, "resnet50-cifar": 32, "resnet50": 160}[model]
+        lr_scale = args.lr_scale
+        if lr_scale is None:
+            lr_scale = TINY_TEXT_LR_SCALE if (args.preset == "tiny" and text) else 1.0
         weight_decay = args.weight_decay if args.weight_decay is not None else (0.01 if text else 5e-4)
         warmup = args.warmup_ratio if args.warmup_ratio is not None else (0.1 if text else 0.0)
         output_dir = str(Path(args.output_dir))
@@ -84,6 +137,7 @@ class RunConfig:
         return cls(
             task=args.task,
             learning_rate=args.learning_rate,
+            lr_scale=lr_scale,
             batch_size=args.batch_size,
             num_epochs=args.num_epochs,
             max_seq_length=args.max_seq_length,

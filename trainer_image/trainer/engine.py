@@ -355,6 +355,9 @@ def run_training(args: argparse.Namespace) -> int:
                 f"{cfg.task} ({cfg.preset} preset) on {device}, model {task.info.get('model_source')}, "
                 f"{task.train_size} training examples, {task.steps_per_epoch} steps per epoch"
             )
+            notes = cfg.tiny_scaling_notes()
+            if notes:
+                log(f"{'; '.join(notes)} (see docs/trainer.md, 'Presets')")
             trial = Trial(cfg, device, task, meter, reporter, exporter, stop)
             trial.restore()
             final = trial.run()

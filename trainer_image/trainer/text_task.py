@@ -105,8 +105,13 @@ def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_worker
     """Build the text task: model, tokenized splits, loaders, loss, evaluation and AdamW."""
     splits = load_splits(cfg.task, cfg.preset, cfg.cache_dir)
     tokenizer, model, source = load_text_model(cfg)
-    train = tokenize(tokenizer, splits["train"], cfg.task, cfg.max_seq_length)
-    evaluation = tokenize(tokenizer, splits[EVAL_SPLIT[cfg.task]], cfg.task, cfg.max_seq_length)
+    max_length = cfg.effective_max_seq_length
+    train = tokenize(tokenizer, splits["train"], cfg.task, max_length)
+    # evaluation in length order: batches of similar lengths need little padding (metrics are order-free)
+    evaluation = sorted(
+        tokenize(tokenizer, splits[EVAL_SPLIT[cfg.task]], cfg.task, max_length),
+        key=lambda e: len(e["input_ids"]),
+    )
     model.to(device)
     collate = PadCollator(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
     pin = device.type == "cuda"
@@ -155,7 +160,10 @@ def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_worker
         }
 
     optimizer = torch.optim.AdamW(
-        decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate, eps=1e-8, **fused_kwargs(device)
+        decay_groups(model, cfg.effective_weight_decay),
+        lr=cfg.effective_learning_rate,
+        eps=1e-8,
+        **fused_kwargs(device),
     )
     return PreparedTask(
         model=model,
