@@ -11,6 +11,7 @@ request gets the same reply.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -27,6 +28,13 @@ from suggestion_service.space import SearchSpace
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_NUMBER = 1000
+#: Request-level bounds (checked before any model work, so a hostile or mistaken request costs
+#: milliseconds, not minutes of CPU or gigabytes of candidate matrices). Katib experiments use tens.
+MAX_PARAMETERS = 1000
+#: Columns the surrogate models see: one per numeric parameter, one per category of a categorical.
+MAX_ENCODED_WIDTH = 5000
+#: Configurations of a finite space: the algorithms count them in floating point.
+MAX_SPACE_SIZE = 10**300
 
 _threadpools: ThreadpoolController | None = None
 _threadpools_lock = threading.Lock()
@@ -55,7 +63,13 @@ class SuggestionResult:
 
 def _prepare(experiment: api_pb2.Experiment) -> tuple[SearchSpace, Settings]:
     spec = experiment.spec
+    n_params = len(spec.parameter_specs.parameters)
+    if n_params > MAX_PARAMETERS:
+        raise InvalidArgument(
+            f"the experiment has {n_params} parameters; at most {MAX_PARAMETERS} are supported"
+        )
     space = SearchSpace.from_proto(spec.parameter_specs.parameters)
+    _check_space_bounds(space)
     settings = parse_settings(
         spec.algorithm.algorithm_name, [(s.name, s.value) for s in spec.algorithm.algorithm_settings]
     )
@@ -77,6 +91,23 @@ def _prepare(experiment: api_pb2.Experiment) -> tuple[SearchSpace, Settings]:
     if settings.algorithm == "grid":
         check_grid(space)
     return space, settings
+
+
+def _check_space_bounds(space: SearchSpace) -> None:
+    """InvalidArgument when the space is too wide or too large for the models (see the MAX_* bounds)."""
+    if space.width > MAX_ENCODED_WIDTH:
+        widest = sorted(space.params, key=lambda p: -p.width)[:3]
+        raise InvalidArgument(
+            f"the search space encodes to {space.width} model columns (one per numeric parameter, one per "
+            f"category); at most {MAX_ENCODED_WIDTH} are supported; widest: "
+            + ", ".join(f"{p.name!r} ({p.width})" for p in widest)
+        )
+    size = space.size()
+    if size is not None and size > MAX_SPACE_SIZE:
+        raise InvalidArgument(
+            f"the search space has about 10^{math.floor(math.log10(size))} configurations; at most 10^300 "
+            "are supported (use fewer parameters or fewer values per parameter)"
+        )
 
 
 def validate_experiment(experiment: api_pb2.Experiment) -> None:

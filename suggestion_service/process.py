@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -23,19 +24,21 @@ class ServiceProcess:
         if metrics:
             argv += ["--metrics-port", "0"]
         argv += list(extra_args)
+        # The log goes to a file, not a pipe: nobody has to drain it, so a chatty service never blocks.
+        self._log = tempfile.TemporaryFile(mode="w+", prefix="suggestion-service-", suffix=".log")  # noqa: SIM115 (lives as long as the child)
         self.proc = subprocess.Popen(
             argv,
             cwd=_ROOT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             text=True,
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("listening port="):
             self.proc.kill()
-            _out, err = self.proc.communicate(timeout=10)
-            raise RuntimeError(f"suggestion service did not start: {line!r}\n{err}")
+            self.proc.wait(timeout=10)
+            raise RuntimeError(f"suggestion service did not start: {line!r}\n{self.log()}")
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         self.port = int(fields["port"])
         self.metrics_port = None if fields["metrics_port"] == "None" else int(fields["metrics_port"])
@@ -45,8 +48,15 @@ class ServiceProcess:
         """The child's process id."""
         return self.proc.pid
 
+    def log(self) -> str:
+        """Everything the service has logged (stderr) so far."""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
+
     def stop(self) -> None:
-        """SIGKILL the child if it still runs and reap it."""
+        """SIGKILL the child if it still runs, reap it and drop its log."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
+        self._log.close()

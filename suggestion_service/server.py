@@ -10,7 +10,11 @@ Status codes follow what Katib's controller does with them (see docs/service.md)
 - ``INVALID_ARGUMENT``: a bad search space, setting or request. For ``ValidateAlgorithmSettings``
   Katib marks the Experiment Failed with our message; for ``GetSuggestions`` it retries.
 - ``INTERNAL``: a bug on our side; the message is one line, the traceback goes to the log only.
-- ``RESOURCE_EXHAUSTED``: more concurrent RPCs than ``--max-concurrent-rpcs`` (gRPC answers it).
+- ``RESOURCE_EXHAUSTED``: more concurrent RPCs than ``--max-concurrent-rpcs``, or a message larger
+  than ``--max-message-bytes`` (gRPC answers both before a handler runs).
+
+Bytes that do not decode as the RPC's request message get INVALID_ARGUMENT too (gRPC's own
+deserializer would answer INTERNAL and log a traceback): see :func:`_lenient`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,32 @@ DEFAULT_MAX_CONCURRENT_RPCS = 32
 DEFAULT_WORKERS = 4
 
 _T = TypeVar("_T")
+_SERVICE_NAME = "api.v1.beta1.Suggestion"
+
+
+@dataclass(frozen=True)
+class UndecodableRequest:
+    """What the handlers receive instead of a request whose bytes are not a valid protobuf message."""
+
+    message_type: str
+    error: str
+
+    def describe(self) -> str:
+        """The INVALID_ARGUMENT message."""
+        return f"the request is not a valid {self.message_type} protobuf message ({self.error})"
+
+
+def _lenient(message_class: Any) -> Callable[[bytes], Any]:
+    """A request deserializer that returns :class:`UndecodableRequest` instead of raising."""
+    full_name = message_class.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except Exception as exc:  # DecodeError, RecursionError on absurd nesting, ...
+            return UndecodableRequest(full_name, f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    return deserialize
 
 
 class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
@@ -54,6 +84,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
     ) -> api_pb2.GetSuggestionsReply:
         """Return exactly ``request.current_request_number`` new parameter assignments."""
+        if isinstance(request, UndecodableRequest):
+            return self._undecodable("GetSuggestions", request, context)
         algorithm = request.experiment.spec.algorithm.algorithm_name
         details: dict[str, Any] = {
             "experiment": request.experiment.name or "-",
@@ -88,6 +120,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         self, request: api_pb2.ValidateAlgorithmSettingsRequest, context: grpc.ServicerContext
     ) -> api_pb2.ValidateAlgorithmSettingsReply:
         """Check the search space and algorithm settings; an empty reply means valid."""
+        if isinstance(request, UndecodableRequest):
+            return self._undecodable("ValidateAlgorithmSettings", request, context)
         algorithm = request.experiment.spec.algorithm.algorithm_name
         details: dict[str, Any] = {
             "experiment": request.experiment.name or "-",
@@ -99,6 +133,14 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             return api_pb2.ValidateAlgorithmSettingsReply()
 
         return self._answer("ValidateAlgorithmSettings", algorithm, context, details, work)
+
+    def _undecodable(self, rpc: str, request: UndecodableRequest, context: grpc.ServicerContext) -> Any:
+        """INVALID_ARGUMENT for bytes that are not the RPC's request message (logged and counted)."""
+
+        def work() -> Any:
+            raise InvalidArgument(request.describe())
+
+        return self._answer(rpc, "", context, {"experiment": "-", "algorithm": "-"}, work)
 
     def _answer(
         self,
@@ -134,6 +176,24 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             log.info("%s %s code=%s ms=%.1f", rpc, fields, code.name, elapsed * 1000)
         context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def add_suggestion_servicer(servicer: SuggestionServicer, server: grpc.Server) -> None:
+    """Register ``servicer`` like ``api_pb2_grpc.add_SuggestionServicer_to_server``, but with lenient
+    request deserializers (undecodable bytes reach the handler, which answers INVALID_ARGUMENT)."""
+    handlers = {
+        "GetSuggestions": grpc.unary_unary_rpc_method_handler(
+            servicer.GetSuggestions,
+            request_deserializer=_lenient(api_pb2.GetSuggestionsRequest),
+            response_serializer=api_pb2.GetSuggestionsReply.SerializeToString,
+        ),
+        "ValidateAlgorithmSettings": grpc.unary_unary_rpc_method_handler(
+            servicer.ValidateAlgorithmSettings,
+            request_deserializer=_lenient(api_pb2.ValidateAlgorithmSettingsRequest),
+            response_serializer=api_pb2.ValidateAlgorithmSettingsReply.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE_NAME, handlers),))
 
 
 def _label(algorithm: str) -> str:
@@ -200,7 +260,7 @@ def start_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    api_pb2_grpc.add_SuggestionServicer_to_server(SuggestionServicer(metrics), server)
+    add_suggestion_servicer(SuggestionServicer(metrics), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

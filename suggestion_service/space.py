@@ -22,7 +22,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, Overflow, localcontext
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from suggestion_service.proto import api_pb2
 
 # Largest finite space ``enumerate()`` materialises (grid search uses it too).
 ENUMERATE_MAX = 1_000_000
+# Most values one INT / stepped DOUBLE parameter may have: raws are float indices, exact up to 2**53.
+GRID_VALUES_MAX = 2**53
 
 _TYPE_NAMES = {
     api_pb2.DOUBLE: "double",
@@ -363,6 +365,10 @@ def _build_parameter(spec: _Spec) -> Parameter:
         hi = _parse_bound(where, "max", spec.max, is_int=spec.type == api_pb2.INT)
         if not lo < hi:
             raise InvalidArgument(f"{where}: min ({spec.min}) must be smaller than max ({spec.max})")
+        if not math.isfinite(float(hi) - float(lo)):
+            raise InvalidArgument(
+                f"{where}: max - min ({spec.max} - {spec.min}) overflows a double; narrow the range"
+            )
         if log and lo <= 0:
             raise InvalidArgument(f"{where}: logUniform needs min > 0, got min {spec.min}")
         step: Decimal | None = None
@@ -374,6 +380,7 @@ def _build_parameter(spec: _Spec) -> Parameter:
                 raise InvalidArgument(
                     f"{where}: step {spec.step} is larger than max - min ({hi - lo}); allowed: 0 < step <= max - min"
                 )
+        _check_grid_values(where, lo, hi, step or Decimal(1))
         if spec.type == api_pb2.INT:
             return GridParameter(name, "int", lo, hi, step or Decimal(1), log)
         if step is not None:
@@ -405,6 +412,10 @@ def _build_parameter(spec: _Spec) -> Parameter:
             raise InvalidArgument(
                 f"{where}: feasibleSpace.list has numerically equal values {list(spec.values)}"
             )
+        if not math.isfinite(max(numbers) - min(numbers)):
+            raise InvalidArgument(
+                f"{where}: the largest minus the smallest discrete value overflows a double; narrow the range"
+            )
         if log and min(numbers) <= 0:
             raise InvalidArgument(
                 f"{where}: logUniform needs all discrete values > 0, got {list(spec.values)}"
@@ -414,6 +425,19 @@ def _build_parameter(spec: _Spec) -> Parameter:
         f"{where}: parameter type {spec.type} ({_type_label(spec.type)}) is not supported; "
         "allowed: DOUBLE, INT, DISCRETE, CATEGORICAL"
     )
+
+
+def _check_grid_values(where: str, lo: Decimal, hi: Decimal, step: Decimal) -> None:
+    """Reject an INT / stepped DOUBLE with more than ``GRID_VALUES_MAX`` values (before counting them:
+    ``(max - min) / step`` can have a million digits)."""
+    with localcontext() as ctx:
+        ctx.traps[Overflow] = False  # an astronomically small step gives Infinity instead of raising
+        ratio = (hi - lo) / step
+    if not ratio.is_finite() or ratio >= GRID_VALUES_MAX:
+        raise InvalidArgument(
+            f"{where}: min {lo}, max {hi} and step {step} give more than {GRID_VALUES_MAX} values; "
+            "use a larger step (or a double without step)"
+        )
 
 
 def _type_label(t: int) -> str:
@@ -430,8 +454,10 @@ def _parse_bound(where: str, field: str, text: str, is_int: bool) -> Decimal:
         d = Decimal(text.strip())
     except InvalidOperation:
         raise InvalidArgument(f"{where}: feasibleSpace.{field} {text!r} is not a number") from None
-    if not d.is_finite():
-        raise InvalidArgument(f"{where}: feasibleSpace.{field} {text!r} must be a finite number")
+    if not d.is_finite() or not math.isfinite(float(d)):
+        raise InvalidArgument(
+            f"{where}: feasibleSpace.{field} {text!r} must be a finite number within the double range (±1.8e308)"
+        )
     if is_int and d != d.to_integral_value():
         raise InvalidArgument(
             f"{where}: feasibleSpace.{field} {text!r} must be an integer for an int parameter"
@@ -681,4 +707,13 @@ class SearchSpace:
     def describe(self) -> str:
         """A one-line summary for logs."""
         parts = [f"{p.name}:{p.kind}[{p.count if p.count is not None else 'cont'}]" for p in self.params]
-        return f"{len(self.params)} parameters ({', '.join(parts)}), size {self._size or 'continuous'}"
+        return f"{len(self.params)} parameters ({', '.join(parts)}), size {_size_text(self._size)}"
+
+
+def _size_text(size: int | None) -> str:
+    """A space size for messages: exact up to 10**15, else 'about 10^k' (str() of a huge int raises)."""
+    if size is None:
+        return "continuous"
+    if size <= 10**15:
+        return str(size)
+    return f"about 10^{math.floor(math.log10(size))}"

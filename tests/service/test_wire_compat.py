@@ -126,5 +126,5 @@ def test_sigterm_drains_and_exits_cleanly(server: ServiceProcess) -> None:
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=15) == 0
     assert time.monotonic() - started < 15
-    log = server.proc.stderr.read()
+    log = server.log()
     assert "received SIGTERM: NOT_SERVING" in log and "stopped" in log

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -304,6 +305,20 @@ class Trial:
         return final
 
 
+def _unwritable(folder: str) -> str | None:
+    """Why ``folder`` cannot hold the trial's files (created if missing), or None when it can.
+
+    Checked before any work so that a bad mount fails in a second, not after the first epoch.
+    """
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        return f"not a writable directory ({exc.strerror or exc})"
+    return None
+
+
 def run_training(args: argparse.Namespace) -> int:
     """Run the ``train`` subcommand; raises TrainerError subclasses for the documented failures."""
     try:
@@ -311,6 +326,11 @@ def run_training(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"python -m trainer train: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_ARGS
+    for flag, folder in (("--output-dir", cfg.output_dir), ("--checkpoint-dir", cfg.checkpoint_dir)):
+        problem = _unwritable(folder)
+        if problem:
+            print(f"python -m trainer train: error: {flag} {folder}: {problem}", file=sys.stderr, flush=True)
+            return EXIT_BAD_ARGS
     device = pick_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
