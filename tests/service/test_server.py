@@ -123,7 +123,9 @@ def test_metrics_endpoint_counts_requests_errors_and_history(running: RunningSer
         stub.GetSuggestions(make_request(bad, [], 1), timeout=30)
     url = f"http://127.0.0.1:{running.metrics_port}/metrics"
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    assert 'katib_surrogate_requests_total{algorithm="surrogate-gp",code="OK",rpc="GetSuggestions"} 1.0' in text
+    assert (
+        'katib_surrogate_requests_total{algorithm="surrogate-gp",code="OK",rpc="GetSuggestions"} 1.0' in text
+    )
     assert (
         'katib_surrogate_errors_total{algorithm="surrogate-gp",code="INVALID_ARGUMENT",rpc="GetSuggestions"} 1.0'
         in text
@@ -141,7 +143,13 @@ def test_one_log_line_per_request(stub, caplog) -> None:
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("GetSuggestions")]
     assert len(lines) == 1
     line = lines[0]
-    for part in ("experiment=sst2-surrogate-rf", "algorithm=surrogate-rf", "requested=3", "trials=0", "code=OK"):
+    for part in (
+        "experiment=sst2-surrogate-rf",
+        "algorithm=surrogate-rf",
+        "requested=3",
+        "trials=0",
+        "code=OK",
+    ):
         assert part in line
     assert " ms=" in line
 
@@ -218,7 +226,9 @@ def test_dockerfile_entrypoint_and_pins_match_the_project() -> None:
     assert 'ENTRYPOINT ["python", "-m", "suggestion_service"]' in dockerfile
     assert "USER 65532" in dockerfile
     lock = dict(
-        line.split("==") for line in (root / "requirements/constraints.txt").read_text().split() if "==" in line
+        line.split("==")
+        for line in (root / "requirements/constraints.txt").read_text().split()
+        if "==" in line
     )
     for line in (root / "suggestion_service/requirements.txt").read_text().split():
         name, version = line.split("==")
