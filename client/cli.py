@@ -155,7 +155,32 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--trial-timeout", type=_positive_float, metavar="S", help="fail trials running longer"
     )
+    local.add_argument(
+        "--launcher",
+        choices=("warm", "subprocess"),
+        default="warm",
+        help="warm (default): fork `python -m MODULE` trials from a process that already imported the "
+        "heavy modules; subprocess: a fresh interpreter per trial",
+    )
+    local.add_argument(
+        "--preload",
+        action="append",
+        metavar="MODULES",
+        help="modules the warm launcher imports (comma-separated, repeatable; default: the trial "
+        "package's PRELOAD_MODULES, else the modules its source imports)",
+    )
     return parser
+
+
+def _preload_list(values: Sequence[str] | None) -> tuple[str, ...]:
+    """--preload values split on commas, each checked to be a module name (``a.b`` or ``a.b:Name``)."""
+    from client.module_preload import check_entries
+
+    entries = [e.strip() for v in values or () for e in v.split(",") if e.strip()]
+    try:
+        return tuple(check_entries(entries, "--preload"))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -173,6 +198,8 @@ def _check_flags(args: argparse.Namespace) -> None:
                 ("--max-trials", args.max_trials is not None),
                 ("--fresh", args.fresh),
                 ("--trial-timeout", args.trial_timeout is not None),
+                ("--launcher", args.launcher != "warm"),
+                ("--preload", bool(args.preload)),
             )
             if on
         ]
@@ -184,6 +211,11 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise UsageError("--watch with --local needs --no-run (a local run shows its own progress)")
         if args.no_run and args.fresh:
             raise UsageError("--fresh deletes stored results; it makes no sense with --no-run")
+        if args.preload and args.launcher != "warm":
+            raise UsageError(
+                "--preload configures the warm launcher; it cannot be used with --launcher subprocess"
+            )
+        _preload_list(args.preload)
 
 
 def _local_experiments(args: argparse.Namespace) -> Callable[[], list[Experiment]]:
@@ -344,6 +376,8 @@ def _run_local(args: argparse.Namespace, console: Console) -> list[str]:
         max_trials=args.max_trials,
         fresh=args.fresh,
         trial_timeout=args.trial_timeout,
+        launcher=args.launcher,
+        preload=_preload_list(args.preload),
     )
     store = LocalStore(args.store)
     try:

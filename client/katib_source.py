@@ -7,6 +7,7 @@ retried with exponential backoff; everything else becomes a one-line :class:`Cli
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -38,6 +39,7 @@ TRIALS = "trials"
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
@@ -54,6 +56,8 @@ def parse_time(value: Any) -> datetime | None:
 def current_condition(conditions: Sequence[dict[str, Any]] | None, default: str = CREATED) -> str:
     """Katib's current condition: the last condition whose status is "True"."""
     current = default
+    if conditions is not None and not isinstance(conditions, list | tuple):
+        raise TypeError(f"status.conditions must be a list, got {type(conditions).__name__}")
     for cond in conditions or []:
         if str(cond.get("status", "")).lower() == "true" and cond.get("type"):
             current = str(cond["type"])
@@ -128,6 +132,8 @@ def experiment_from_cr(obj: dict[str, Any], trials: Sequence[dict[str, Any]]) ->
     name = str(meta.get("name", ""))
     strategies = strategies_of(objective)
     conditions = status.get("conditions") or []
+    if not isinstance(conditions, list):
+        conditions = []
     condition = current_condition(conditions)
     reason = ""
     for cond in reversed(conditions):
@@ -155,8 +161,19 @@ def experiment_from_cr(obj: dict[str, Any], trials: Sequence[dict[str, Any]]) ->
     )
     if model.objective_type not in (MAXIMIZE, MINIMIZE):
         model.objective_type = MAXIMIZE
+    parsed = []
+    for raw in trials:
+        try:
+            parsed.append(trial_from_cr(raw, strategies))
+        except (AttributeError, TypeError, ValueError) as exc:  # a Trial written by something else
+            trial_name = (
+                str(((raw or {}).get("metadata") or {}).get("name", "?")) if isinstance(raw, dict) else "?"
+            )
+            note = f"skipped trial {trial_name}: malformed object ({type(exc).__name__}: {exc})"
+            log.warning("%s: %s", name, note)
+            model.notes.append(note)
     model.trials = sorted(
-        (trial_from_cr(t, strategies) for t in trials),
+        parsed,
         key=lambda t: (t.start_time is None, t.start_time or datetime.max.astimezone(), t.name),
     )
     return model

@@ -1,4 +1,4 @@
-"""Run Experiments on this machine: our suggestion service on loopback + trials as subprocesses.
+"""Run Experiments on this machine: our suggestion service on loopback + trials as local processes.
 
 The runner behaves like Katib's experiment controller for one experiment at a time: it asks the
 service (over gRPC, exactly as Katib would) for ``min(parallel, max - completed) - active`` new
@@ -6,6 +6,11 @@ assignments, runs each trial as the trial template's own command, reads its stdo
 StdOut metric format, marks it Succeeded / Failed / MetricsUnavailable, and ends the experiment on
 goal reached, ``maxFailedTrialCount`` or ``maxTrialCount``. Every state change is one SQLite
 transaction, so a killed run resumes without losing or repeating finished trials.
+
+Trial commands of the form ``python -m MODULE ...`` are forked from a warm launcher that has already
+imported the heavy modules (:mod:`client.warm_launcher`, ``--launcher warm``, the default); any other
+command, or ``--launcher subprocess``, runs as a fresh subprocess. Both give the same log, exit status
+and kill/timeout/resume behaviour.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import grpc
 
@@ -41,8 +46,10 @@ from client.model import (
     TERMINAL_CONDITIONS,
     utcnow,
 )
+from client.warm_launcher import WarmLauncher
 
 LOCAL_ALGORITHMS = ("grid", "random", "surrogate-gp", "surrogate-rf")
+LAUNCHERS = ("warm", "subprocess")
 COST_METRICS = ("gpu_seconds", "train_seconds")
 UNAVAILABLE = "unavailable"
 _PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]*)\}")
@@ -232,13 +239,30 @@ class RunOptions:
     trial_timeout: float | None = None
     python: str = sys.executable
     poll_interval: float = 0.05
+    launcher: str = "warm"
+    preload: tuple[str, ...] = ()
+
+
+class TrialProcess(Protocol):
+    """What the runner needs from a trial process (``subprocess.Popen`` or a warm-launched child)."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass
 class _Running:
     name: str
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
+    process: TrialProcess
+    log: IO[bytes] | None
     log_path: Path
     started: float
 
@@ -288,6 +312,9 @@ class LocalRunner:
         self.options = options
         self.on_progress = on_progress or (lambda _name, _done, _total: None)
         self.log = log or (lambda message: print(message, file=sys.stderr))
+        if options.launcher not in LAUNCHERS:
+            raise ClientError(f"unknown launcher {options.launcher!r}; allowed: {', '.join(LAUNCHERS)}")
+        self.warm: WarmLauncher | None = None
 
     def run(self, definitions: Sequence[ExperimentDef]) -> None:
         """Run (or resume) every definition, one experiment after another."""
@@ -302,6 +329,8 @@ class LocalRunner:
 
         server = start_server(host="127.0.0.1", port=0)
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        if self.options.launcher == "warm":
+            self.warm = WarmLauncher(self.options.workdir, self.options.preload, log=self.log)
         try:
             grpc.channel_ready_future(channel).result(timeout=30)
             stub = api_pb2_grpc.SuggestionStub(channel)
@@ -310,6 +339,9 @@ class LocalRunner:
         finally:
             channel.close()
             server.stop(grace=1)
+            if self.warm is not None:
+                self.warm.close()
+                self.warm = None
 
     # --- one experiment --------------------------------------------------------------------------------
     def _run_experiment(self, definition: ExperimentDef, stub: Any) -> None:
@@ -465,8 +497,13 @@ class LocalRunner:
         threads = max(1, (os.cpu_count() or 1) // max(1, budget(definition, self.options).parallel))
         env.setdefault("OMP_NUM_THREADS", str(threads))
         log_path = trial_dir / "stdout.log"
-        log = open(log_path, "wb")  # noqa: SIM115 (closed when the trial ends)
+        if self.warm is not None:
+            warm = self.warm.start(argv, self.options.python, env, log_path)  # forks after any preload
+            if warm is not None:
+                self.store.mark_running(definition.name, trial.name, utcnow(), warm.pid, str(trial_dir))
+                return _Running(trial.name, warm, None, log_path, time.monotonic())
         started = utcnow()
+        log = open(log_path, "wb")  # noqa: SIM115 (closed when the trial ends)
         try:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -498,7 +535,8 @@ class LocalRunner:
                         ended = True
                     continue
                 running.pop(r.name)
-                r.log.close()
+                if r.log is not None:
+                    r.log.close()
                 text = r.log_path.read_text(errors="replace")
                 condition, observation, message = trial_outcome(exit_code, text, definition)
                 self.store.finish_trial(
@@ -518,7 +556,8 @@ class LocalRunner:
             except subprocess.TimeoutExpired:
                 r.process.kill()
                 r.process.wait()
-        r.log.close()
+        if r.log is not None:
+            r.log.close()
         if condition is not None:
             text = r.log_path.read_text(errors="replace")
             _, observation, _ = trial_outcome(r.process.returncode or 0, text, definition)

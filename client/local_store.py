@@ -342,13 +342,27 @@ class LocalStore:
         return out
 
 
-def _kill_orphan(pid: int, trial_dir: str) -> None:
-    """Kill a trial process a killed runner left behind (only if it is still that trial's process)."""
+def _is_trial_process(pid: int, trial_dir: str) -> bool:
+    """True when ``pid`` is still the trial's process: its command line names the trial folder
+    (subprocess launches) or its stdout is a file in the trial folder (warm-launched forks)."""
+    if not trial_dir:
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return
-    if not trial_dir or trial_dir not in cmdline:
+        return False
+    if trial_dir in cmdline:
+        return True
+    try:
+        stdout = os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return False
+    return Path(stdout).parent == Path(trial_dir)
+
+
+def _kill_orphan(pid: int, trial_dir: str) -> None:
+    """Kill a trial process a killed runner left behind (only if it is still that trial's process)."""
+    if not _is_trial_process(pid, trial_dir):
         return
     try:
         os.kill(pid, signal.SIGKILL)

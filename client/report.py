@@ -134,6 +134,38 @@ def _cells(row: ExperimentSummary) -> list[str]:
     ]
 
 
+def _n_trials(n: int | None) -> str:
+    return "-" if n is None else f"{n} trial" + ("" if n == 1 else "s")
+
+
+def verdicts(comparison: Comparison) -> list[str]:
+    """One line per task: which non-grid algorithms reached the target (the grid's best by default),
+    after how many trials and with what speed-up vs grid, and which did not (with their best value)."""
+    lines = []
+    for task in comparison.tasks:
+        others = [r for r in task.rows if r.algorithm != "grid"]
+        if task.target is None or not others:
+            continue
+        what = "grid's best" if task.target_source == "grid's best" else "target"
+        grid = next((r for r in task.rows if r.algorithm == "grid"), None)
+        reached, missed = [], []
+        for row in others:
+            if row.hours_to_target is None:
+                missed.append(f"{row.algorithm} (best {fmt_value(row.best_value)})")
+                continue
+            text = f"{row.algorithm} after {_n_trials(row.trials_to_target)}"
+            if grid is not None and grid.trials_to_target is not None:
+                text += f" (grid: {grid.trials_to_target})"
+            if row.speedup_vs_grid is not None:
+                text += f", {fmt_speedup(row.speedup_vs_grid)} speed-up vs grid"
+            reached.append(text)
+        line = f"{task.task}: {what} {fmt_value(task.target)} reached by " + ("; ".join(reached) or "none")
+        if missed:
+            line += "; not reached by " + ", ".join(missed)
+        lines.append(line)
+    return lines
+
+
 def comparison_table(comparison: Comparison) -> Group:
     """The rich renderable printed by ``compare``: the table plus target/cost/notes lines."""
     title = f"Katib search comparison ({comparison.source}); cost in {comparison.cost_label}"
@@ -147,6 +179,7 @@ def comparison_table(comparison: Comparison) -> Group:
                 cells[0] = ""
             table.add_row(*cells, end_section=j == len(task.rows) - 1)
     lines = [Text("Target per task: " + "; ".join(_targets(comparison)))]
+    lines += [Text(line) for line in verdicts(comparison)]
     lines.append(Text(f"Cost ({comparison.cost_label}) from: {_cost_sources(comparison)}"))
     if comparison.cost_kind == "cpu":
         lines.append(Text("No GPU was used: costs are CPU device-hours of a local run, not GPU-hours."))
@@ -184,6 +217,9 @@ def comparison_markdown(comparison: Comparison) -> str:
         ]
         for row in task.rows:
             out.append("| " + " | ".join(_md_escape(c) for c in _cells(row)[1:]) + " |")
+    reached = verdicts(comparison)
+    if reached:
+        out += ["", "## Who reached the target", ""] + [f"- {_md_escape(line)}" for line in reached]
     if comparison.notes:
         out += ["", "## Notes", ""] + [f"- {_md_escape(n)}" for n in comparison.notes]
     return "\n".join(out) + "\n"

@@ -88,3 +88,23 @@ def test_count_gpus_job_and_pytorchjob() -> None:
         "Worker": {"replicas": 3, "template": {"spec": {"containers": [{"resources": {"requests": {"nvidia.com/gpu": 1}}}]}}},
     }}}  # fmt: skip
     assert count_gpus(pytorch) == 4.0
+
+
+def test_verdicts_say_who_reached_the_grids_best_and_the_speedup() -> None:
+    from client.report import comparison_table, verdicts
+
+    comparison = compare(two_tasks())
+    assert verdicts(comparison) == [
+        # cifar10 grid reaches 0.4 after 100 + 200 s, random reaches it after 50 s: 300 / 50
+        "cifar10: grid's best 0.4000 reached by random after 1 trial (grid: 2), 6.00x speed-up vs grid",
+        "sst2: grid's best 0.8500 reached by surrogate-gp after 2 trials (grid: 4), 2.80x speed-up vs grid",
+    ]
+    out = io.StringIO()
+    from rich.console import Console
+
+    Console(file=out, width=300, color_system=None).print(comparison_table(comparison))
+    assert "sst2: grid's best 0.8500 reached by surrogate-gp after 2 trials (grid: 4)" in out.getvalue()
+    md = comparison_markdown(comparison)
+    assert "## Who reached the target" in md and "- cifar10: grid's best 0.4000 reached by random" in md
+    missed = verdicts(compare(hand_case(), target=0.99))
+    assert missed == ["sst2: target 0.9900 reached by none; not reached by surrogate-gp (best 0.8600)"]

@@ -4,7 +4,9 @@ It accepts the flags the runner appends (--preset --cache-dir --output-dir --che
 Katib StdOut metric lines (RFC3339 timestamp + name=value) per "epoch", and derives the metrics from
 the hyperparameters so the tests can check exact values. Environment knobs (tests only):
 FAKE_TRAINER_SLEEP (seconds per epoch), FAKE_TRAINER_FAIL_UNITS (exit 1 for this --units value),
-FAKE_TRAINER_NO_METRICS_UNITS (exit 0 without printing accuracy for this --units value).
+FAKE_TRAINER_NO_METRICS_UNITS (exit 0 without printing accuracy for this --units value),
+FAKE_TRAINER_RAISE_UNITS (an uncaught exception, i.e. a traceback and exit 1, for this --units value).
+The warm-launcher tests also run this file as a package's ``__main__`` (``python -m toytrainer``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main() -> int:
     if str(args.units) == os.environ.get("FAKE_TRAINER_FAIL_UNITS"):
         print("RuntimeError: CUDA out of memory (simulated)", file=sys.stderr)
         return 1
+    if str(args.units) == os.environ.get("FAKE_TRAINER_RAISE_UNITS"):
+        raise ValueError(f"simulated crash for units={args.units}")
     final = accuracy_of(args.learning_rate, args.units)
     no_metrics = str(args.units) == os.environ.get("FAKE_TRAINER_NO_METRICS_UNITS")
     for epoch in (1, 2):
