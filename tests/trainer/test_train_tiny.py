@@ -83,11 +83,29 @@ def test_missing_resnet_weights_offline(in_process, tmp_path, monkeypatch) -> No
     assert "resnet50-11ad3fa6.pth" in run.err and "warm-cache --tasks cifar10" in run.err
 
 
-def test_push_metrics_without_katib_fails_clearly(in_process, tmp_path, monkeypatch) -> None:
+def test_push_metrics_without_katib_fails_clearly(tmp_path, monkeypatch) -> None:
+    # A child process, as in a pod: the test process also holds the service's protobuf stubs, which
+    # clash with the SDK's (same symbols), and that is not the situation being tested.
     monkeypatch.delenv("KATIB_TRIAL_NAME", raising=False)
-    run = in_process(trial_args("sst2", tmp_path, "--push-metrics", epochs=1))
+    run = run_cli(trial_args("sst2", tmp_path, "--push-metrics", epochs=1))
     assert run.code == 7, run.err
     assert "pushing metrics to katib-db-manager.kubeflow:6789 failed" in run.err
+
+
+def test_push_metrics_reports_an_sdk_that_cannot_load(in_process, tmp_path, monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("kubeflow.katib"):
+            raise TypeError("Couldn't build proto file into descriptor pool: duplicate symbol")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    run = in_process(trial_args("sst2", tmp_path, "--push-metrics", epochs=1))
+    assert run.code == 7, run.err
+    assert "loading it failed: TypeError" in run.err
 
 
 def test_metrics_port_serves_prometheus(in_process, tmp_path) -> None:

@@ -62,10 +62,10 @@ class MetricReporter:
     def _push(self, metrics: Mapping[str, float | int]) -> None:
         try:
             from kubeflow.katib import report_metrics
-        except ImportError as exc:
+        except Exception as exc:  # ImportError, or a protobuf version/descriptor clash inside the SDK
             raise MetricsPushError(
                 f"--push-metrics needs the Katib SDK (pip install kubeflow-katib==0.19.0, which needs "
-                f"protobuf<5): {exc}"
+                f"protobuf<5); loading it failed: {type(exc).__name__}: {exc}"
             ) from exc
         try:
             report_metrics(
