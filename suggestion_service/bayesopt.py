@@ -4,7 +4,8 @@ One call proposes ``n`` configurations:
 
 1. *Initial design.* While fewer than ``n_initial_points`` trials exist (completed, running or failed)
    -- or fewer than two completed ones, when no model can be fitted -- configurations come from a
-   greedy maximin design over the candidates, away from every configuration already tried.
+   greedy maximin design over the candidates, away from every configuration already tried and
+   covering every value of the parameters with few values (``candidates.space_filling``).
 2. *Model.* Observed losses (failed trials imputed with the worst observed loss, unless
    ``failed_trials=ignore``) are rank-transformed and the surrogate is fitted on the encoded
    configurations.
@@ -78,7 +79,7 @@ def _cost_log_predictions(history: History, X_pool: np.ndarray, seed: int) -> np
     log_cost = np.log(np.maximum(np.array([r[1] for r in rows], dtype=float), 1e-9))
     if np.ptp(log_cost) < 1e-12:
         return np.full(len(X_pool), float(log_cost[0]))
-    model = GPSurrogate(random_state=seed, restarts=0).fit(X, log_cost)
+    model = GPSurrogate(random_state=seed, restarts=0, prior_offset=0.0).fit(X, log_cost)
     mu, _ = model.predict(X_pool)
     return mu
 
@@ -173,17 +174,30 @@ def surrogate_search(
     # candidates under the model conditioned on the fantasised earlier picks.
     shortlist = np.argsort(-acq, kind="stable")[: max(_SHORTLIST, 4 * remaining)]
     available = np.ones(len(pool), dtype=bool)
+    # Pool rows are raw values; a pick is canonicalised (continuous doubles rounded to the strings Katib
+    # gets), so two rows can become one assignment: every pick is checked against everything tried and
+    # every earlier pick, in any space, and a clash moves on to the next-best row.
+    taken_keys = seen | {space.raw_key(r) for r in picks}
     for step in range(remaining):
-        if step == 0:
-            j = int(np.argmax(acq))
-        else:
-            idx = shortlist[available[shortlist]]
-            if len(idx) == 0:
-                break
-            cost = None if log_cost is None else log_cost[idx]
-            j = int(idx[int(np.argmax(acquire(current, X_pool[idx], cost)))])
-        available[j] = False
-        raw = space.canonical(pool[j])
+        raw = None
+        while raw is None and available.any():
+            if step == 0:
+                idx = np.flatnonzero(available)
+                j = int(idx[int(np.argmax(acq[idx]))])
+            else:
+                idx = shortlist[available[shortlist]]
+                if len(idx) == 0:  # shortlist used up by clashes: score what is left of the pool
+                    idx = np.flatnonzero(available)
+                cost = None if log_cost is None else log_cost[idx]
+                j = int(idx[int(np.argmax(acquire(current, X_pool[idx], cost)))])
+            available[j] = False
+            candidate = space.canonical(pool[j])
+            key = space.raw_key(candidate)
+            if key not in taken_keys:
+                taken_keys.add(key)
+                raw = candidate
+        if raw is None:
+            break
         picks.append(raw)
         if step + 1 < remaining:
             x = space.encode_raw(raw[None, :])

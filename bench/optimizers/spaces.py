@@ -1,0 +1,135 @@
+"""Search spaces in neutral form: one ``Param`` per Katib parameter, shared by tasks and optimizers.
+
+A task declares its space as a list of ``Param``; ``to_proto`` turns it into the Katib
+``ParameterSpec`` list the suggestion service receives, and ``catalog`` gives the canonical
+configuration key (the service's own ``SearchSpace``), so ``"32"`` and ``"32.0"`` are one
+configuration wherever they come from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from suggestion_service.proto import api_pb2
+from suggestion_service.space import SearchSpace, format_double
+
+KINDS = ("double", "int", "discrete", "categorical")
+_PROTO_TYPES = {
+    "double": api_pb2.DOUBLE,
+    "int": api_pb2.INT,
+    "discrete": api_pb2.DISCRETE,
+    "categorical": api_pb2.CATEGORICAL,
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One Katib parameter.
+
+    kind: double | int | discrete | categorical. ``low``/``high`` (and optional ``step``) for double
+    and int; ``values`` (Katib value strings) for discrete and categorical; ``log`` = logUniform.
+    """
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    values: tuple[str, ...] = ()
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"parameter {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        if self.kind in ("double", "int"):
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"parameter {self.name!r}: needs low < high, got {self.low}, {self.high}")
+            if self.values:
+                raise ValueError(f"parameter {self.name!r}: a {self.kind} takes low/high, not values")
+            if self.log and self.low <= 0:
+                raise ValueError(f"parameter {self.name!r}: log scale needs low > 0, got {self.low}")
+        elif not self.values:
+            raise ValueError(f"parameter {self.name!r}: a {self.kind} parameter needs values")
+
+    @property
+    def is_finite(self) -> bool:
+        """True unless this is a DOUBLE without a step."""
+        return not (self.kind == "double" and self.step is None)
+
+    def grid(self) -> list[str]:
+        """All value strings of a finite parameter, in order."""
+        if self.kind in ("discrete", "categorical"):
+            return list(self.values)
+        if self.kind == "int":
+            step = int(self.step or 1)
+            return [str(v) for v in range(int(self.low), int(self.high) + 1, step)]  # type: ignore[arg-type]
+        if self.step is None:
+            raise ValueError(f"parameter {self.name!r} is a continuous double and has no grid")
+        n = math.floor((self.high - self.low) / self.step + 1e-9)  # type: ignore[operator]
+        return [format_double(self.low + k * self.step) for k in range(n + 1)]  # type: ignore[operator]
+
+    def numbers(self) -> list[float]:
+        """The numeric values of a discrete parameter."""
+        if self.kind != "discrete":
+            raise ValueError(f"parameter {self.name!r} is {self.kind}, not discrete")
+        return [float(v) for v in self.values]
+
+    def from_unit(self, u: float) -> str:
+        """A uniform number in [0, 1) -> a Katib value string drawn from this parameter's prior."""
+        u = min(max(float(u), 0.0), np.nextafter(1.0, 0.0))
+        if self.kind in ("discrete", "categorical") or (self.kind == "double" and self.step is not None):
+            values = self.grid()
+            return values[min(int(u * len(values)), len(values) - 1)]
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.kind == "int":
+            if self.log:  # log-uniform over [low, high + 1), floored
+                v = math.exp(math.log(lo) + u * (math.log(hi + 1.0) - math.log(lo)))
+                return str(int(min(max(math.floor(v), lo), hi)))
+            values = self.grid()
+            return values[min(int(u * len(values)), len(values) - 1)]
+        if self.log:
+            return format_double(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
+        return format_double(lo + u * (hi - lo))
+
+
+def to_proto(params: Sequence[Param]) -> list[api_pb2.ParameterSpec]:
+    """Katib ParameterSpecs for ``params`` (what the Experiment's spec.parameters holds)."""
+    out = []
+    for p in params:
+        fs = api_pb2.FeasibleSpace(distribution=api_pb2.LOG_UNIFORM if p.log else api_pb2.UNIFORM)
+        if p.kind in ("discrete", "categorical"):
+            fs.list.extend(p.values)
+        elif p.kind == "int":
+            fs.min, fs.max = str(int(p.low)), str(int(p.high))  # type: ignore[arg-type]
+            if p.step is not None:
+                fs.step = str(int(p.step))
+        else:
+            fs.min, fs.max = format_double(p.low), format_double(p.high)  # type: ignore[arg-type]
+            if p.step is not None:
+                fs.step = format_double(p.step)
+        out.append(api_pb2.ParameterSpec(name=p.name, parameter_type=_PROTO_TYPES[p.kind], feasible_space=fs))
+    return out
+
+
+def catalog(params: Sequence[Param]) -> SearchSpace:
+    """The service's ``SearchSpace`` for ``params`` (canonical keys, sizes, enumeration)."""
+    return SearchSpace.from_proto(to_proto(params))
+
+
+def canonical_key(space: SearchSpace, assignment: Mapping[str, str]) -> tuple:
+    """Canonical identity of an assignment; ValueError naming the parameter if it is infeasible."""
+    return space.key(dict(assignment))
+
+
+def space_size(params: Sequence[Param]) -> int | None:
+    """Number of configurations, or None when a parameter is continuous."""
+    size = 1
+    for p in params:
+        if not p.is_finite:
+            return None
+        size *= len(p.grid())
+    return size
