@@ -345,22 +345,22 @@ def _parameter_problems(parameters: list[Mapping[str, Any]], where: str) -> list
 
 
 def _grid_problems(parameters: list[Mapping[str, Any]], max_trials: int | None, where: str) -> list[str]:
-    size = 1
-    for p in parameters:
-        space = p.get("feasibleSpace") or {}
-        ptype = p.get("parameterType")
-        if ptype in ("categorical", "discrete"):
-            size *= max(len(space.get("list") or []), 1)
-        elif ptype == "int":
-            step = int(space.get("step") or 1)
-            size *= len(range(int(space.get("min", 0)), int(space.get("max", 0)) + 1, step))
-        elif ptype == "double":
-            if not space.get("step"):
-                return [
-                    f"{where}: spec.parameters ({p.get('name')}): grid needs feasibleSpace.step for a double"
-                ]
-            lo, hi, step = (float(space[k]) for k in ("min", "max", "step"))
-            size *= int((hi - lo) / step + 1e-9) + 1
+    """Katib's grid check: every double needs a step, and maxTrialCount <= the number of configurations.
+
+    The grid size comes from the suggestion service's own search space (one parser for the project);
+    malformed parameters are reported by ``_parameter_problems``, not here.
+    """
+    from suggestion_service.errors import InvalidArgument
+    from suggestion_service.space import SearchSpace
+
+    try:
+        space = SearchSpace.from_katib_dict(parameters)
+    except InvalidArgument:
+        return []
+    size = space.size()
+    if size is None:
+        names = ", ".join(space.continuous_names())
+        return [f"{where}: spec.parameters ({names}): grid needs feasibleSpace.step for a double"]
     if max_trials is not None and max_trials > size:
         return [
             f"{where}: spec.maxTrialCount: {max_trials} > all possible search combinations: {size} (grid)"

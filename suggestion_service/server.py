@@ -34,6 +34,7 @@ from suggestion_service import engine
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.metrics import ServiceMetrics
 from suggestion_service.proto import api_pb2, api_pb2_grpc
+from suggestion_service.settings import ALGORITHMS
 
 log = logging.getLogger("suggestion_service")
 
@@ -198,8 +199,6 @@ def add_suggestion_servicer(servicer: SuggestionServicer, server: grpc.Server) -
 
 def _label(algorithm: str) -> str:
     """Bound the metrics' label cardinality: unknown algorithm names are lumped together."""
-    from suggestion_service.settings import ALGORITHMS
-
     return algorithm if algorithm in ALGORITHMS else "other"
 
 
