@@ -298,7 +298,7 @@ def report(result: LoadResult, command: str) -> str:
     lines = [
         "### Load: concurrent GetSuggestions",
         "",
-        f"Command: `{command}`; {os.cpu_count()} CPU cores ({cpu}), shared with other work; the service is a "
+        f"Command: `{command}`, measured {time.strftime('%Y-%m-%d', time.gmtime())}; {os.cpu_count()} CPU cores ({cpu}), shared with other work; the service is a "
         "child process with its default 4 worker threads.",
         "",
         f"- {result.requests} GetSuggestions from {result.clients} concurrent clients in {result.wall_s:.0f} s "
