@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from trainer.arg_types import csv_choices, float_range, int_range
 from trainer.config import TINY_TEXT_LR_SCALE
+from trainer.distributed import DEFAULT_TIMEOUT_S, rank_from_env
 from trainer.katib_metrics import TASKS
 
 PROCESS_START = time.monotonic()  # gpu_seconds counts from here: the process holds its GPUs
@@ -36,7 +37,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         type=float_range(0.0, 100.0, low_open=True),
         help="peak learning rate",
     )
-    need.add_argument("--batch-size", required=True, type=int_range(1, 65536), help="training batch size")
+    need.add_argument(
+        "--batch-size",
+        required=True,
+        type=int_range(1, 65536),
+        help="training batch size; under torchrun the global batch, split evenly over the processes",
+    )
     need.add_argument(
         "--num-epochs", required=True, type=int_range(1, 1000), help="passes over the train split"
     )
@@ -115,6 +121,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="testing aid: after this epoch save the checkpoint and exit 143 as if preempted",
     )
+    run.add_argument(
+        "--dist-timeout",
+        type=int_range(10, 86400),
+        default=DEFAULT_TIMEOUT_S,
+        help=f"under torchrun: seconds a collective waits for the other processes (default {DEFAULT_TIMEOUT_S})",
+    )
 
 
 def _add_warm_cache(sub: argparse._SubParsersAction) -> None:
@@ -191,5 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_bench(args)
     except TrainerError as exc:
-        print(f"trainer: error: {exc}", file=sys.stderr, flush=True)
+        rank = rank_from_env()
+        if rank == 0:
+            print(f"trainer: error: {exc}", file=sys.stderr, flush=True)
+        elif not (exc.collective or exc.peer_report):  # rank 0 reports shared errors; others their own
+            print(f"trainer[rank {rank}]: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer.distributed import DEFAULT_TIMEOUT_S
 from trainer.katib_metrics import TEXT_TASKS
 
 DEFAULT_MODEL = {"sst2": "bert-base-uncased", "mrpc": "bert-base-uncased", "cifar10": "resnet50"}
@@ -37,6 +38,7 @@ NOT_IN_FINGERPRINT = (
     "push_metrics",
     "katib_db_manager_address",
     "stop_after_epoch",
+    "dist_timeout",
 )
 
 
@@ -67,6 +69,7 @@ class RunConfig:
     push_metrics: bool
     katib_db_manager_address: str
     stop_after_epoch: int | None
+    dist_timeout: int = DEFAULT_TIMEOUT_S
 
     @property
     def effective_learning_rate(self) -> float:
@@ -158,4 +161,5 @@ class RunConfig:
             push_metrics=args.push_metrics,
             katib_db_manager_address=args.katib_db_manager_address,
             stop_after_epoch=args.stop_after_epoch,
+            dist_timeout=getattr(args, "dist_timeout", DEFAULT_TIMEOUT_S),
         )

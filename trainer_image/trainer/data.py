@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from trainer.cache import HUB_DATASETS, dataset_dir, missing, offline, warm_cache_command
+from trainer.distributed import shard_bounds
 from trainer.errors import MissingCacheError
 from trainer.tiny_data import Splits, tiny_dataset
 
@@ -67,9 +68,14 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class EpochBatchSampler(Sampler[list[int]]):
-    """Batches of indices for one epoch, starting at ``start_step`` (to resume mid-epoch).
+    """This rank's batches of indices for one epoch, starting at ``start_step`` (to resume mid-epoch).
 
-    A trailing batch of a single sample is dropped when ``min_batch`` is 2 (BatchNorm needs two).
+    The epoch is cut into *global* batches of ``batch_size`` (the same batches whatever the number of
+    processes); under data parallelism each rank takes its contiguous slice of every global batch
+    (``batch_size / world_size`` samples; the last, shorter batch is split as evenly as possible), so
+    the ranks' slices of a step together are exactly the single-process batch of that step. The
+    trailing batch is dropped when some rank would get fewer than ``min_batch`` samples of it
+    (BatchNorm needs two samples per rank).
     """
 
     def __init__(
@@ -81,30 +87,73 @@ class EpochBatchSampler(Sampler[list[int]]):
         start_step: int = 0,
         shuffle: bool = True,
         min_batch: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.order = epoch_permutation(n, seed, epoch).tolist() if shuffle else list(range(n))
         self.batch_size = batch_size
         self.start_step = start_step
         self.min_batch = min_batch
+        self.rank, self.world_size = rank, world_size
 
-    def batches(self) -> list[list[int]]:
-        """All batches of the epoch (including those before ``start_step``)."""
+    def global_batches(self) -> list[list[int]]:
+        """All global batches of the epoch (every rank's part, including those before ``start_step``)."""
         out = [self.order[i : i + self.batch_size] for i in range(0, len(self.order), self.batch_size)]
-        if out and len(out[-1]) < self.min_batch:
+        if out and len(out[-1]) < min(self.batch_size, self.min_batch * self.world_size):
             out.pop()
         return out
+
+    def batches(self) -> list[list[int]]:
+        """This rank's part of every batch of the epoch (including those before ``start_step``)."""
+        return [
+            batch[slice(*shard_bounds(len(batch), self.rank, self.world_size))]
+            for batch in self.global_batches()
+        ]
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.batches()[self.start_step :]
 
     def __len__(self) -> int:
-        return max(0, len(self.batches()) - self.start_step)
+        return max(0, len(self.global_batches()) - self.start_step)
 
 
-def steps_per_epoch(n: int, batch_size: int, min_batch: int = 1) -> int:
-    """Optimizer steps in one epoch for ``n`` samples."""
+class BatchListSampler(Sampler[list[int]]):
+    """Yields a fixed list of index batches (a rank's share of the evaluation batches)."""
+
+    def __init__(self, batches: list[list[int]]) -> None:
+        self.batch_list = batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batch_list
+
+    def __len__(self) -> int:
+        return len(self.batch_list)
+
+
+def eval_shard(n: int, batch_size: int, rank: int = 0, world_size: int = 1) -> BatchListSampler:
+    """This rank's evaluation batches: the single-process batches in order, cut into contiguous blocks.
+
+    Each example lands in the same batch (same padding, same neighbours) as in a single process, and
+    concatenating the ranks' outputs in rank order restores the single-process order exactly; no
+    example is repeated or padded in. A rank may get no batch at all when there are fewer batches
+    than ranks.
+    """
+    batches = EpochBatchSampler(n, batch_size, 0, 0, shuffle=False).batches()
+    start, stop = shard_bounds(len(batches), rank, world_size)
+    return BatchListSampler(batches[start:stop])
+
+
+def steps_per_epoch(n: int, batch_size: int, min_batch: int = 1, world_size: int = 1) -> int:
+    """Optimizer steps in one epoch for ``n`` samples and global batch ``batch_size`` (same on every rank)."""
     full, rest = divmod(n, batch_size)
-    return full + (1 if rest >= min_batch and rest > 0 else 0)
+    return full + (1 if rest >= min_batch * world_size and rest > 0 else 0)
+
+
+def global_batch_at(n: int, batch_size: int, step: int) -> int:
+    """Samples in the global batch of ``step`` (``batch_size`` except for a shorter last batch)."""
+    return max(0, min(batch_size, n - step * batch_size))
 
 
 class ListDataset(torch.utils.data.Dataset):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,11 @@ import torch
 from trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from trainer.cli import PROCESS_START
 from trainer.config import RunConfig
+from trainer.data import global_batch_at
+from trainer.distributed import Dist, LaunchError, dist_env, rank_from_env
 from trainer.errors import (
     EXIT_BAD_ARGS,
+    CheckpointError,
     NonFiniteLossError,
     OutOfMemoryError,
     PreemptedError,
@@ -28,13 +31,25 @@ from trainer.errors import (
 )
 from trainer.gpu_meter import GpuMeter, meter_for_torch_device
 from trainer.katib_metrics import metric_names_for_task
+from trainer.parallel import (
+    check_batch_split,
+    default_num_workers,
+    pick_device,
+    uses_sync_batchnorm,
+    wrap_for_training,
+)
 from trainer.prom_exporter import TrainingExporter
 from trainer.reporter import MetricReporter
 from trainer.tasks import PreparedTask, lr_lambda
 
 
 class StopFlag:
-    """Turns SIGTERM into a flag the training loop checks between steps."""
+    """Turns SIGTERM into a flag the training loop checks between steps.
+
+    Under torchrun the launcher forwards its own SIGTERM to every worker, but the workers see it at
+    slightly different steps; the loop therefore only acts on the flag after an all-reduce, so all
+    ranks stop after the same step.
+    """
 
     def __init__(self) -> None:
         self.requested = False
@@ -54,29 +69,18 @@ class StopFlag:
 
 
 def log(message: str) -> None:
-    """A progress note on stderr (no ``name=value`` pairs, so Katib's parser ignores it)."""
-    print(f"trainer: {message}", file=sys.stderr, flush=True)
+    """A progress note on stderr (no ``name=value`` pairs, so Katib's parser ignores it); rank 0 only."""
+    if rank_from_env() == 0:
+        print(f"trainer: {message}", file=sys.stderr, flush=True)
 
 
-def pick_device(choice: str) -> torch.device:
-    """``auto`` -> CUDA when visible, else CPU; ``cuda`` without a GPU is an argument error."""
-    if choice == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda", 0)
-    if choice == "cuda":
-        error = TrainerError(
-            "--device cuda was requested but torch sees no CUDA device; use --device auto or cpu"
-        )
-        error.exit_code = EXIT_BAD_ARGS
-        raise error
-    return torch.device("cpu")
-
-
-def _oom_error(cfg: RunConfig, exc: BaseException) -> OutOfMemoryError:
+def _oom_error(cfg: RunConfig, exc: BaseException, world_size: int = 1) -> OutOfMemoryError:
     shape = f"--max-seq-length {cfg.max_seq_length}" if cfg.is_text else f"--image-size {cfg.image_size}"
+    batch = f"--batch-size {cfg.batch_size}"
+    if world_size > 1:
+        batch += f" ({cfg.batch_size // world_size} per process on each of {world_size} processes)"
     return OutOfMemoryError(
-        f"out of memory at --batch-size {cfg.batch_size} (task {cfg.task}, model {cfg.model}, {shape}); "
+        f"out of memory at {batch} (task {cfg.task}, model {cfg.model}, {shape}); "
         f"this batch size does not fit the device, try a smaller --batch-size ({type(exc).__name__}: "
         f"{str(exc).splitlines()[0] if str(exc) else ''})"
     )
@@ -88,16 +92,20 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+def _diverged(value: float, what: str, cfg: RunConfig, epoch: int, step: int, where: str = "") -> str:
+    return (
+        f"{what} became {value}{where} at epoch {epoch + 1}, step {step}: training diverged "
+        f"(--learning-rate {cfg.learning_rate:g} is probably too high for --batch-size {cfg.batch_size}); "
+        f"stopping the trial"
+    )
+
+
 def _check_finite(value: torch.Tensor, what: str, cfg: RunConfig, epoch: int, step: int) -> None:
     if not bool(torch.isfinite(value).all()):
-        raise NonFiniteLossError(
-            f"{what} became {float(value.sum())} at epoch {epoch + 1}, step {step}: training diverged "
-            f"(--learning-rate {cfg.learning_rate:g} is probably too high for --batch-size {cfg.batch_size}); "
-            f"stopping the trial"
-        )
+        raise NonFiniteLossError(_diverged(float(value.sum()), what, cfg, epoch, step))
 
 
-def prepare(cfg: RunConfig, device: torch.device, num_workers: int) -> PreparedTask:
+def prepare(cfg: RunConfig, device: torch.device, num_workers: int, dist: Dist | None = None) -> PreparedTask:
     """Build the task family for ``cfg.task`` (lazy imports: no transformers for vision and vice versa)."""
     if device.type == "cuda":
 
@@ -109,14 +117,18 @@ def prepare(cfg: RunConfig, device: torch.device, num_workers: int) -> PreparedT
     if cfg.is_text:
         from trainer.text_task import prepare_text
 
-        return prepare_text(cfg, device, autocast, num_workers)
+        return prepare_text(cfg, device, autocast, num_workers, dist)
     from trainer.vision_task import prepare_vision
 
-    return prepare_vision(cfg, device, autocast, num_workers)
+    return prepare_vision(cfg, device, autocast, num_workers, dist)
 
 
 class Trial:
-    """State of one training run: task, optimizer schedule, costs carried over from earlier runs."""
+    """State of one training run: task, optimizer schedule, costs carried over from earlier runs.
+
+    Under torchrun every rank holds a Trial; the methods that talk to the other ranks (``costs``,
+    ``save``, ``restore``, the checks in ``run_epoch``) are called by all ranks at the same points.
+    """
 
     def __init__(
         self,
@@ -127,15 +139,21 @@ class Trial:
         reporter: MetricReporter,
         exporter: TrainingExporter,
         stop: StopFlag,
+        dist: Dist | None = None,
     ) -> None:
         self.cfg, self.device, self.task = cfg, device, task
         self.meter, self.reporter, self.exporter, self.stop = meter, reporter, exporter, stop
+        self.dist = dist or Dist()
+        # one optimizer step per global batch on every rank, so the schedule is the single-process one
         self.total_steps = task.steps_per_epoch * cfg.num_epochs
         warmup = round(cfg.warmup_ratio * self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             task.optimizer, lr_lambda(task.schedule, self.total_steps, warmup)
         )
-        self.net: Callable[..., Any] = torch.compile(task.model) if cfg.compile else task.model
+        self.sync_batchnorm = uses_sync_batchnorm(cfg, device, self.dist.env)
+        task.model, self.net, self.eval_net = wrap_for_training(
+            task.model, device, self.dist, self.sync_batchnorm, cfg.compile
+        )
         self.history: list[dict[str, float | int]] = []
         self.prior = {"train_seconds": 0.0, "gpu_seconds": 0.0, "gpu_energy_j": 0.0, "samples": 0}
         self.train_seconds = 0.0  # this process
@@ -146,63 +164,129 @@ class Trial:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def costs(self) -> dict[str, float]:
-        """Cost totals over this and earlier (preempted) runs."""
+        """Cost totals over this and earlier (preempted) runs, summed over ranks (collective).
+
+        GPU seconds and energy add up each rank's own GPU; ``train_seconds`` is the slowest rank's.
+        """
         reading = self.meter.read()
+        gpu_seconds, energy, samples = self.dist.sum([reading.gpu_seconds, reading.energy_j, self.samples])
+        (train_seconds,) = self.dist.max([self.train_seconds])
         return {
-            "train_seconds": self.prior["train_seconds"] + self.train_seconds,
-            "gpu_seconds": self.prior["gpu_seconds"] + reading.gpu_seconds,
-            "gpu_energy_j": self.prior["gpu_energy_j"] + reading.energy_j,
-            "samples": self.prior["samples"] + self.samples,
+            "train_seconds": self.prior["train_seconds"] + train_seconds,
+            "gpu_seconds": self.prior["gpu_seconds"] + gpu_seconds,
+            "gpu_energy_j": self.prior["gpu_energy_j"] + energy,
+            "samples": int(self.prior["samples"] + samples),
         }
 
     def save(self, epoch: int, step: int, loss_sum: float, count: int) -> Path:
-        """Checkpoint at (epoch, step): weights, optimizer, schedule, RNG, history and costs."""
+        """Checkpoint at (epoch, step): weights, optimizer, schedule, RNG, history and costs.
+
+        Collective: rank 0 writes (atomically) with every rank's RNG state and the partial loss summed
+        over ranks; the others wait until the file is in place, so no rank exits before it is.
+        """
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return save_checkpoint(
-            self.cfg.checkpoint_dir,
-            {
-                "fingerprint": self.cfg.fingerprint(),
-                "epoch": epoch,
-                "step": step,
-                "model": self.task.model.state_dict(),
-                "optimizer": self.task.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": rng,
-                "history": self.history,
-                "costs": self.costs(),
-                "partial": {"loss_sum": loss_sum, "count": count},
-            },
-        )
+        rngs = self.dist.gather_objects(rng)
+        costs = self.costs()
+        loss_total, count_total = self.dist.sum([loss_sum, count])
+        state: dict[str, Any] = {
+            "fingerprint": self.cfg.fingerprint(),
+            "epoch": epoch,
+            "step": step,
+            "model": self.task.model.state_dict(),
+            "optimizer": self.task.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rngs[0],
+            "history": self.history,
+            "costs": costs,
+            "partial": {"loss_sum": loss_total, "count": int(count_total)},
+            "steps_per_epoch": self.task.steps_per_epoch,
+            "world_size": self.dist.world_size,
+        }
+        if self.dist.enabled:
+            state["rng_ranks"] = rngs
 
-    def restore(self) -> bool:
-        """Load a matching checkpoint if there is one; True when resumed."""
+        def write() -> Path:
+            if self.dist.is_main:
+                return save_checkpoint(self.cfg.checkpoint_dir, state)
+            return checkpoint_path(self.cfg.checkpoint_dir)
+
+        return self.dist.agree(write, "writing the checkpoint")
+
+    def _load(self) -> dict[str, Any] | None:
         state = load_checkpoint(self.cfg.checkpoint_dir, self.cfg.fingerprint())
         if state is None:
-            return False
+            return None
+        path = checkpoint_path(self.cfg.checkpoint_dir)
+        saved_steps = state.get("steps_per_epoch", self.task.steps_per_epoch)
+        if saved_steps != self.task.steps_per_epoch:
+            raise CheckpointError(
+                f"checkpoint {path} was written by {state.get('world_size', 1)} process(es) with "
+                f"{saved_steps} steps per epoch; this run has {self.dist.world_size} process(es) and "
+                f"{self.task.steps_per_epoch} steps per epoch (the short last batch is dropped when it "
+                f"cannot be split over the processes); resume with the same number of processes, or "
+                f"delete {path} to start the trial from scratch"
+            )
         try:
             self.task.model.load_state_dict(state["model"])
             self.task.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if self.device.type == "cuda" and "cuda" in state["rng"]:
-                torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            from trainer.errors import CheckpointError
-
             raise CheckpointError(
-                f"checkpoint {checkpoint_path(self.cfg.checkpoint_dir)} does not fit this model/optimizer "
+                f"checkpoint {path} does not fit this model/optimizer "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0]}); delete it to start the trial from scratch"
             ) from exc
+        return state
+
+    def _restore_rng(self, state: dict[str, Any]) -> None:
+        ranks = state.get("rng_ranks")
+        if ranks is not None and len(ranks) == self.dist.world_size:
+            rng = ranks[self.dist.rank]
+        elif not self.dist.enabled:
+            rng = state["rng"]
+        else:  # written by another number of processes: fresh per-rank streams, still deterministic
+            torch.manual_seed(rank_seed(self.cfg.seed, self.dist.rank) + 7919 * (state["epoch"] + 1))
+            log(
+                f"the checkpoint was written by {state.get('world_size', 1)} process(es), this run has "
+                f"{self.dist.world_size}: the random streams (dropout) restart from a new seed"
+            )
+            return
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    def restore(self) -> bool:
+        """Load a matching checkpoint if there is one; True when resumed (collective).
+
+        Every rank reads the file itself (to the CPU, then into its own model copy); the ranks then
+        check that they all found the same one, which fails when the checkpoint folder is not shared
+        by all nodes.
+        """
+        state = self.dist.agree(self._load, "reading the checkpoint")
+        where = (-1, -1) if state is None else (int(state["epoch"]), int(state["step"]))
+        found = [tuple(int(v) for v in row) for row in self.dist.per_rank(where)]
+        if len(set(found)) > 1:
+            seen = "; ".join(
+                f"rank {r}: " + ("none" if e < 0 else f"epoch {e} step {s}") for r, (e, s) in enumerate(found)
+            )
+            error = CheckpointError(
+                f"the processes do not see the same checkpoint in --checkpoint-dir "
+                f"{self.cfg.checkpoint_dir} ({seen}); every node must mount the same checkpoint folder "
+                f"(a ReadWriteMany volume) so that all ranks resume together"
+            )
+            error.collective = True
+            raise error
+        if state is None:
+            return False
+        self._restore_rng(state)
         self.start_epoch, self.start_step = int(state["epoch"]), int(state["step"])
         self.history = list(state.get("history", []))
         self.prior = dict(state.get("costs", self.prior))
         partial = state.get("partial", {})
-        self.partial_loss, self.partial_count = (
-            float(partial.get("loss_sum", 0.0)),
-            int(partial.get("count", 0)),
-        )
+        if self.dist.is_main:  # the saved partial loss is the sum over ranks: count it once
+            self.partial_loss = float(partial.get("loss_sum", 0.0))
+            self.partial_count = int(partial.get("count", 0))
         self.reporter.replay(self.history)
         log(
             f"resuming from {checkpoint_path(self.cfg.checkpoint_dir)}: {len(self.history)} of "
@@ -213,9 +297,45 @@ class Trial:
     # -- training ----------------------------------------------------------------------------------
     def _preempt(self, epoch: int, step: int, loss_sum: float, count: int, why: str) -> PreemptedError:
         path = self.save(epoch, step, loss_sum, count)
-        return PreemptedError(
+        error = PreemptedError(
             f"{why}: saved checkpoint at epoch {epoch + 1} step {step} to {path}; rerun the same command to resume"
         )
+        error.collective = self.dist.enabled
+        return error
+
+    def _poll(self, loss_sum: torch.Tensor, epoch: int, step: int) -> bool:
+        """Raise when the training loss is not finite (on any rank); return whether to stop (any rank).
+
+        One process checks its own values. Several exchange (loss sum, SIGTERM seen) in one
+        all-reduce, so every rank takes the same decision after the same step.
+        """
+        if not self.dist.enabled:
+            _check_finite(loss_sum, "the training loss", self.cfg, epoch, step)
+            return self.stop.requested
+        rows = self.dist.per_rank([float(loss_sum), float(self.stop.requested)])
+        bad = [r for r, row in enumerate(rows) if not math.isfinite(row[0])]
+        if bad:
+            ranks = ", ".join(map(str, bad))
+            error = NonFiniteLossError(
+                _diverged(rows[bad[0]][0], "the training loss", self.cfg, epoch, step, f" on rank(s) {ranks}")
+            )
+            error.collective = True
+            raise error
+        return any(row[1] for row in rows)
+
+    def _backward(self, loss: torch.Tensor, n: int, step: int) -> None:
+        """Backward pass; under DDP the rank's mean loss is weighted by its share of the global batch.
+
+        DDP averages gradients over ranks; with the weight ``n * world / global_n`` the average is the
+        gradient of the global batch's mean loss even when the last batch splits unevenly (the weight
+        is exactly 1 for full batches).
+        """
+        if self.dist.enabled:
+            total = global_batch_at(self.task.train_size, self.cfg.batch_size, step)
+            weight = n * self.dist.world_size / total
+            if weight != 1.0:
+                loss = loss * weight
+        loss.backward()
 
     def run_epoch(self, epoch: int, first_step: int) -> dict[str, float | int]:
         """Train one epoch from ``first_step``, then evaluate; returns the epoch's metric dict."""
@@ -230,11 +350,8 @@ class Trial:
         began = time.monotonic()
         window_start, window_samples = began, 0
         for batch in task.train_batches(epoch, first_step):
-            if self.stop.requested:
-                self._sync_time(began)
-                raise self._preempt(epoch, step, float(loss_sum), count, "received SIGTERM")
             loss, n = task.batch_loss(self.net, batch, epoch, step)
-            loss.backward()
+            self._backward(loss, n, step)
             task.optimizer.step()
             self.scheduler.step()
             task.optimizer.zero_grad(set_to_none=True)
@@ -243,30 +360,43 @@ class Trial:
             step += 1
             self.samples += n
             window_samples += n
-            if step % self.check_every == 0:
-                _check_finite(loss_sum, "the training loss", cfg, epoch, step)
+            local_stop = not self.dist.enabled and self.stop.requested
+            if step % self.check_every == 0 or local_stop:
+                if self._poll(loss_sum, epoch, step):
+                    self._sync_time(began)
+                    raise self._preempt(epoch, step, float(loss_sum), count, "received SIGTERM")
                 now = time.monotonic()
                 self.exporter.update(
                     step=epoch * task.steps_per_epoch + step,
-                    samples_per_second=window_samples / max(now - window_start, 1e-9),
+                    samples_per_second=window_samples * self.dist.world_size / max(now - window_start, 1e-9),
                     loss=float(loss_sum) / max(count, 1),
                     gpu_utilization=self.meter.current_utilization(),
                 )
                 window_start, window_samples = now, 0
         self._sync_time(began)
-        _check_finite(loss_sum, "the training loss", cfg, epoch, step)
-        if self.stop.requested:
+        if self._poll(loss_sum, epoch, step):
             raise self._preempt(epoch, step, float(loss_sum), count, "received SIGTERM")
-        metrics = task.evaluate(self.net)
+        loss_total, count_total = self.dist.sum([float(loss_sum), count])
+        # every rank evaluates with rank 0's BatchNorm statistics, the ones the checkpoint holds
+        self.dist.broadcast_state(list(task.model.buffers()))
+        metrics = task.evaluate(self.eval_net)
         for name, value in metrics.items():
-            _check_finite(torch.tensor(value), f"the validation {name}", cfg, epoch, step)
+            if not math.isfinite(value):  # the same values on every rank: all raise together
+                error = NonFiniteLossError(_diverged(value, f"the validation {name}", cfg, epoch, step))
+                error.collective = self.dist.enabled
+                raise error
         self.partial_loss, self.partial_count = 0.0, 0
-        return {"epoch": epoch + 1, **metrics, "train_loss": float(loss_sum) / max(count, 1)}
+        return {"epoch": epoch + 1, **metrics, "train_loss": loss_total / max(count_total, 1)}
 
     def _sync_time(self, began: float) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.train_seconds += time.monotonic() - began
+
+    def _stop_requested(self) -> bool:
+        if not self.dist.enabled:
+            return self.stop.requested
+        return self.dist.max([float(self.stop.requested)])[0] > 0
 
     def run(self) -> dict[str, float | int]:
         """Train the remaining epochs, report each, and return the final metrics."""
@@ -279,15 +409,19 @@ class Trial:
             self.save(epoch + 1, 0, 0.0, 0)
             self.exporter.update(epoch=epoch + 1)
             if cfg.stop_after_epoch == epoch + 1 and epoch + 1 < cfg.num_epochs:
-                raise PreemptedError(
+                error = PreemptedError(
                     f"stopped after epoch {epoch + 1} as --stop-after-epoch asked; checkpoint saved to "
                     f"{checkpoint_path(cfg.checkpoint_dir)}; rerun without the flag to resume"
                 )
-            if self.stop.requested and epoch + 1 < cfg.num_epochs:
-                raise PreemptedError(
+                error.collective = self.dist.enabled
+                raise error
+            if self._stop_requested() and epoch + 1 < cfg.num_epochs:
+                error = PreemptedError(
                     f"received SIGTERM: saved checkpoint after epoch {epoch + 1} to "
                     f"{checkpoint_path(cfg.checkpoint_dir)}; rerun the same command to resume"
                 )
+                error.collective = self.dist.enabled
+                raise error
         last = self.history[-1]
         costs = self.costs()
         names = metric_names_for_task(cfg.task)
@@ -305,6 +439,11 @@ class Trial:
         return final
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s random streams (dropout) after the model is built."""
+    return seed * 1_000_003 + 7_919 * (rank + 1)
+
+
 def _unwritable(folder: str) -> str | None:
     """Why ``folder`` cannot hold the trial's files (created if missing), or None when it can.
 
@@ -319,73 +458,116 @@ def _unwritable(folder: str) -> str | None:
     return None
 
 
+def _argument_error(message: str) -> int:
+    """Print an argument error (once per job: every rank finds the same one) and return exit code 2."""
+    if rank_from_env() == 0:
+        print(f"python -m trainer train: error: {message}", file=sys.stderr, flush=True)
+    return EXIT_BAD_ARGS
+
+
 def run_training(args: argparse.Namespace) -> int:
-    """Run the ``train`` subcommand; raises TrainerError subclasses for the documented failures."""
+    """Run the ``train`` subcommand; raises TrainerError subclasses for the documented failures.
+
+    Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a data-parallel job: it joins the
+    process group after the arguments are checked and always leaves it before returning.
+    """
     try:
         cfg = RunConfig.from_args(args)
     except argparse.ArgumentTypeError as exc:
-        print(f"python -m trainer train: error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_BAD_ARGS
+        return _argument_error(str(exc))
+    try:
+        env = dist_env()
+        device = pick_device(cfg.device, env)
+        check_batch_split(cfg, device, env)
+    except LaunchError as exc:
+        return _argument_error(str(exc))
     for flag, folder in (("--output-dir", cfg.output_dir), ("--checkpoint-dir", cfg.checkpoint_dir)):
         problem = _unwritable(folder)
         if problem:
-            print(f"python -m trainer train: error: {flag} {folder}: {problem}", file=sys.stderr, flush=True)
-            return EXIT_BAD_ARGS
-    device = pick_device(cfg.device)
+            return _argument_error(f"{flag} {folder}: {problem}")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     if device.type == "cpu" and cfg.preset == "tiny" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # tiny models: threads only add overhead, and trials run side by side
+    dist = Dist(env)
+    together = False  # whether every rank leaves at this point (then they leave the group in step)
+    try:
+        dist.start(device, cfg.dist_timeout)
+        code = _train(cfg, device, dist)
+        together = True
+        return code
+    except TrainerError as exc:
+        together = exc.collective
+        raise
+    finally:
+        dist.close(wait_for_peers=together)
+
+
+def _train(cfg: RunConfig, device: torch.device, dist: Dist) -> int:
     torch.manual_seed(cfg.seed)
-    meter = meter_for_torch_device(device, started_at=PROCESS_START)
+    meter = meter_for_torch_device(device, started_at=PROCESS_START, only_current=dist.enabled)
     reading = meter.read()
-    run_info = {
+    (gpu_total,) = dist.sum([reading.gpu_count])
+    names = [name for names in dist.gather_objects(reading.names) for name in names]
+    run_info: dict[str, Any] = {
         "task": cfg.task,
         "preset": cfg.preset,
         "model": cfg.model,
         "device": reading.device,
-        "gpu_count": reading.gpu_count,
-        "gpu_names": reading.names,
+        "gpu_count": int(gpu_total),
+        "gpu_names": names,
         "nvml": meter.nvml_available,
+        "world_size": dist.world_size,
         "settings": cfg.fingerprint(),
         "command": [sys.executable, "-m", "trainer", *sys.argv[1:]],
         "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if dist.enabled:
+        run_info["distributed"] = {
+            "backend": dist.backend,
+            "world_size": dist.world_size,
+            "global_batch_size": cfg.batch_size,
+            "batch_size_per_process": cfg.batch_size // dist.world_size,
+            "sync_batchnorm": uses_sync_batchnorm(cfg, device, dist.env),
+        }
     push = cfg.katib_db_manager_address if cfg.push_metrics else None
-    reporter = MetricReporter(cfg.output_dir, run_info, push_address=push)
+    reporter = MetricReporter(cfg.output_dir, run_info, push_address=push, silent=not dist.is_main)
     stop = StopFlag()
     stop.install()
     exporter: TrainingExporter | None = None
     try:
         try:
-            exporter = TrainingExporter(cfg.metrics_port, cfg.task)
+            exporter = TrainingExporter(cfg.metrics_port if dist.is_main else None, cfg.task)
         except OSError as exc:
             raise TrainerError(f"--metrics-port {cfg.metrics_port}: cannot serve metrics ({exc})") from exc
         num_workers = (
-            cfg.num_workers
-            if cfg.num_workers is not None
-            else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
+            cfg.num_workers if cfg.num_workers is not None else default_num_workers(device, dist.env)
         )
         try:
-            task = prepare(cfg, device, num_workers)
+            task = dist.agree(lambda: prepare(cfg, device, num_workers, dist), "loading the model and data")
+            if dist.enabled:  # the model is built (the same on every rank): now per-rank dropout streams
+                torch.manual_seed(rank_seed(cfg.seed, dist.rank))
             reporter.run_info.update(task.info)
+            per_process = f", {cfg.batch_size // dist.world_size} per process" if dist.enabled else ""
             log(
-                f"{cfg.task} ({cfg.preset} preset) on {device}, model {task.info.get('model_source')}, "
-                f"{task.train_size} training examples, {task.steps_per_epoch} steps per epoch"
+                f"{cfg.task} ({cfg.preset} preset) on {device}"
+                + (f" and {dist.world_size - 1} more processes ({dist.backend})" if dist.enabled else "")
+                + f", model {task.info.get('model_source')}, {task.train_size} training examples, "
+                f"batch {cfg.batch_size}{per_process}, {task.steps_per_epoch} steps per epoch"
             )
             notes = cfg.tiny_scaling_notes()
             if notes:
                 log(f"{'; '.join(notes)} (see docs/trainer.md, 'Presets')")
-            trial = Trial(cfg, device, task, meter, reporter, exporter, stop)
+            trial = Trial(cfg, device, task, meter, reporter, exporter, stop, dist)
             trial.restore()
             final = trial.run()
         except TrainerError:
             raise
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if _is_oom(exc):
-                raise _oom_error(cfg, exc) from exc
+                raise _oom_error(cfg, exc, dist.world_size) from exc
             raise
         reporter.finish(final)
         return 0

@@ -14,9 +14,17 @@ EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process killed
 
 
 class TrainerError(Exception):
-    """Base class: ``exit_code`` is what the process returns, ``str(self)`` what it prints."""
+    """Base class: ``exit_code`` is what the process returns, ``str(self)`` what it prints.
+
+    ``collective`` marks an error that every rank of a torchrun job raises at the same point (a
+    preemption, a divergence seen through an all-reduce): only rank 0 prints it, and the ranks leave
+    the process group together. ``peer_report`` marks an error that only reports another rank's
+    failure: rank 0 prints it, the other ranks stay quiet.
+    """
 
     exit_code = EXIT_UNEXPECTED
+    collective = False
+    peer_report = False
 
 
 class NonFiniteLossError(TrainerError):

@@ -170,17 +170,25 @@ class GpuMeter:
             self._handles = []
 
 
-def meter_for_torch_device(device: Any, started_at: float | None = None) -> GpuMeter:
+def meter_for_torch_device(
+    device: Any, started_at: float | None = None, only_current: bool = False
+) -> GpuMeter:
     """A meter for the CUDA devices visible to torch when ``device`` is CUDA, else a CPU meter.
 
     ``started_at`` (a ``time.monotonic()`` value) backdates the start, e.g. to the process start.
+    ``only_current``: meter just ``device`` (one rank of a torchrun job, whose node-mates meter the
+    other GPUs; the trainer sums the ranks' readings).
     """
     if getattr(device, "type", str(device)) != "cuda":
         return GpuMeter(started_at=started_at)
     import torch
 
+    if only_current:
+        indices = [device.index if device.index is not None else torch.cuda.current_device()]
+    else:
+        indices = list(range(torch.cuda.device_count()))
     uuids, names = [], []
-    for index in range(torch.cuda.device_count()):
+    for index in indices:
         props = torch.cuda.get_device_properties(index)
         uuids.append(str(getattr(props, "uuid", f"index-{index}")))
         names.append(props.name)

@@ -32,7 +32,11 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
 
 
 class MetricReporter:
-    """Prints one flushed metric line per epoch plus a final line, and keeps ``metrics.json`` current."""
+    """Prints one flushed metric line per epoch plus a final line, and keeps ``metrics.json`` current.
+
+    ``silent``: print, push and write nothing (the ranks other than 0 of a torchrun job, so that the
+    pod's log holds one set of metric lines).
+    """
 
     def __init__(
         self,
@@ -41,6 +45,7 @@ class MetricReporter:
         *,
         push_address: str | None = None,
         stream: TextIO | None = None,
+        silent: bool = False,
     ) -> None:
         self.path = Path(output_dir) / METRICS_FILE
         self.run_info = dict(run_info)
@@ -50,8 +55,11 @@ class MetricReporter:
         self.message: str | None = None
         self._push_address = push_address
         self._stream = stream
+        self._silent = silent
 
     def _emit(self, metrics: Mapping[str, float | int]) -> None:
+        if self._silent:
+            return
         line = format_metric_line(metrics, datetime.now(UTC))
         stream = self._stream or sys.stdout
         stream.write(line + "\n")
@@ -99,6 +107,8 @@ class MetricReporter:
 
     def save(self) -> None:
         """Write ``metrics.json`` atomically."""
+        if self._silent:
+            return
         payload = {
             **self.run_info,
             "status": self.status,

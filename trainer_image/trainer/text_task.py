@@ -12,7 +12,16 @@ from torch import nn
 
 from trainer.cache import resolve_text_model
 from trainer.config import RunConfig
-from trainer.data import EVAL_SPLIT, EpochBatchSampler, ListDataset, load_splits, make_loader, steps_per_epoch
+from trainer.data import (
+    EVAL_SPLIT,
+    EpochBatchSampler,
+    ListDataset,
+    eval_shard,
+    load_splits,
+    make_loader,
+    steps_per_epoch,
+)
+from trainer.distributed import Dist
 from trainer.eval_metrics import accuracy, binary_f1
 from trainer.tasks import PreparedTask, decay_groups, fused_kwargs
 from trainer.tiny_data import vocabulary
@@ -101,8 +110,15 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_workers: int) -> PreparedTask:
-    """Build the text task: model, tokenized splits, loaders, loss, evaluation and AdamW."""
+def prepare_text(
+    cfg: RunConfig, device: torch.device, autocast: Any, num_workers: int, dist: Dist | None = None
+) -> PreparedTask:
+    """Build the text task: model, tokenized splits, loaders, loss, evaluation and AdamW.
+
+    Under data parallelism (``dist``) each rank trains on its slice of every global batch and
+    evaluates its block of the evaluation batches; the metrics are computed from all ranks' logits.
+    """
+    dist = dist or Dist()
     splits = load_splits(cfg.task, cfg.preset, cfg.cache_dir)
     tokenizer, model, source = load_text_model(cfg)
     max_length = cfg.effective_max_seq_length
@@ -118,7 +134,15 @@ def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_worker
     train_set, eval_set = ListDataset(train), ListDataset(evaluation)
 
     def train_batches(epoch: int, start_step: int) -> Any:
-        sampler = EpochBatchSampler(len(train), cfg.batch_size, cfg.seed, epoch, start_step)
+        sampler = EpochBatchSampler(
+            len(train),
+            cfg.batch_size,
+            cfg.seed,
+            epoch,
+            start_step,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
         return make_loader(train_set, sampler, collate, num_workers, pin)
 
     def batch_loss(
@@ -138,8 +162,8 @@ def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_worker
     @torch.no_grad()
     def evaluate(net: nn.Module) -> dict[str, float]:
         net.eval()
-        sampler = EpochBatchSampler(len(evaluation), eval_batch, 0, 0, shuffle=False)
-        preds, labels, loss_sum = [], [], torch.zeros((), device=device)
+        sampler = eval_shard(len(evaluation), eval_batch, dist.rank, dist.world_size)
+        logits_all, labels_all = [torch.zeros((0, 2))], [torch.zeros((0,), dtype=torch.long)]
         for batch in make_loader(eval_set, sampler, collate, num_workers, pin):
             batch = _to_device(batch, device)
             with autocast():
@@ -148,15 +172,17 @@ def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_worker
                     token_type_ids=batch["token_type_ids"],
                     attention_mask=batch["attention_mask"],
                 ).logits.float()
-            loss_sum += nnf.cross_entropy(logits, batch["labels"], reduction="sum")
-            preds.append(logits.argmax(dim=1).cpu())
-            labels.append(batch["labels"].cpu())
+            logits_all.append(logits.cpu())
+            labels_all.append(batch["labels"].cpu())
         net.train()
-        predicted, truth = torch.cat(preds), torch.cat(labels)
+        logits, truth = dist.gather_rows(torch.cat(logits_all)), dist.gather_rows(torch.cat(labels_all))
+        if truth.shape[0] != len(evaluation):
+            raise RuntimeError(f"evaluated {truth.shape[0]} examples, expected {len(evaluation)}")
+        predicted = logits.argmax(dim=1)
         return {
             "accuracy": accuracy(predicted, truth),
             "f1": binary_f1(predicted, truth),
-            "eval_loss": float(loss_sum) / len(evaluation),
+            "eval_loss": float(nnf.cross_entropy(logits.double(), truth, reduction="sum")) / len(evaluation),
         }
 
     optimizer = torch.optim.AdamW(
@@ -168,7 +194,7 @@ def prepare_text(cfg: RunConfig, device: torch.device, autocast: Any, num_worker
     return PreparedTask(
         model=model,
         train_size=len(train),
-        steps_per_epoch=steps_per_epoch(len(train), cfg.batch_size),
+        steps_per_epoch=steps_per_epoch(len(train), cfg.batch_size, world_size=dist.world_size),
         train_batches=train_batches,
         batch_loss=batch_loss,
         evaluate=evaluate,

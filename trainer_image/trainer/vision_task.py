@@ -16,7 +16,16 @@ from torch import nn
 
 from trainer.cache import missing, resnet50_weights_path
 from trainer.config import RunConfig
-from trainer.data import EVAL_SPLIT, EpochBatchSampler, load_splits, make_loader, steps_per_epoch
+from trainer.data import (
+    EVAL_SPLIT,
+    EpochBatchSampler,
+    eval_shard,
+    global_batch_at,
+    load_splits,
+    make_loader,
+    steps_per_epoch,
+)
+from trainer.distributed import Dist, shard_bounds
 from trainer.eval_metrics import accuracy, top_k_accuracy
 from trainer.tasks import PreparedTask, decay_groups, fused_kwargs
 
@@ -102,12 +111,22 @@ def images_to_tensor(images: list[Any]) -> torch.Tensor:
 
 
 def random_crop_flip(
-    images: torch.Tensor, generator: torch.Generator, padding: int = CROP_PADDING
+    images: torch.Tensor,
+    generator: torch.Generator,
+    padding: int = CROP_PADDING,
+    within: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Random crop after zero padding plus random horizontal flip, for a whole batch (any device)."""
+    """Random crop after zero padding plus random horizontal flip, for a whole batch (any device).
+
+    ``within=(start, total)``: ``images`` are rows ``start..`` of a batch of ``total`` (a rank's slice
+    of a global batch); the random draws are made for the whole batch and this slice's are used, so
+    every image gets the crop and flip it would get in a single process.
+    """
     n, _c, h, w = images.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(images.device)
-    flips = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    start, total = within if within is not None else (0, n)
+    offsets = torch.randint(0, 2 * padding + 1, (2, total), generator=generator)[:, start : start + n]
+    flips = torch.rand(total, generator=generator)[start : start + n] < 0.5
+    offsets, flips = offsets.to(images.device), flips.to(images.device)
     padded = nnf.pad(images, (padding, padding, padding, padding))
     rows = (offsets[0][:, None] + torch.arange(h, device=images.device))[:, None, :, None]
     cols = (offsets[1][:, None] + torch.arange(w, device=images.device))[:, None, None, :]
@@ -160,8 +179,16 @@ def _as_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, t
     return batch
 
 
-def prepare_vision(cfg: RunConfig, device: torch.device, autocast: Any, num_workers: int) -> PreparedTask:
-    """Build the CIFAR-10 task: model, uint8 image tensors, loaders, loss, evaluation and SGD."""
+def prepare_vision(
+    cfg: RunConfig, device: torch.device, autocast: Any, num_workers: int, dist: Dist | None = None
+) -> PreparedTask:
+    """Build the CIFAR-10 task: model, uint8 image tensors, loaders, loss, evaluation and SGD.
+
+    Under data parallelism (``dist``) each rank trains on its slice of every global batch (with the
+    augmentation a single process would draw for those images) and evaluates its block of the test
+    batches; the metrics are computed from all ranks' logits.
+    """
+    dist = dist or Dist()
     splits = load_splits(cfg.task, cfg.preset, cfg.cache_dir)
     model, source, imagenet = load_vision_model(cfg)
     train_x = images_to_tensor(splits["train"]["img"])
@@ -176,13 +203,24 @@ def prepare_vision(cfg: RunConfig, device: torch.device, autocast: Any, num_work
     train_set, eval_set = ImageBatches(train_x, train_y), ImageBatches(eval_x, eval_y)
 
     def train_batches(epoch: int, start_step: int) -> Any:
-        sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed, epoch, start_step, min_batch=2)
+        sampler = EpochBatchSampler(
+            len(train_set),
+            cfg.batch_size,
+            cfg.seed,
+            epoch,
+            start_step,
+            min_batch=2,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
         return make_loader(train_set, sampler, _as_batch, num_workers, pin)
 
     def batch_loss(net: nn.Module, batch: Any, epoch: int, step: int) -> tuple[torch.Tensor, int]:
         images, labels = (t.to(device, non_blocking=True) for t in batch)
         generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 100_003 + step)
-        x = normalise(random_crop_flip(images, generator))
+        total = global_batch_at(len(train_set), cfg.batch_size, step)
+        start = shard_bounds(total, dist.rank, dist.world_size)[0]
+        x = normalise(random_crop_flip(images, generator, within=(start, total)))
         with autocast():
             logits = net(x)
         return nnf.cross_entropy(logits.float(), labels), int(labels.shape[0])
@@ -192,21 +230,23 @@ def prepare_vision(cfg: RunConfig, device: torch.device, autocast: Any, num_work
     @torch.no_grad()
     def evaluate(net: nn.Module) -> dict[str, float]:
         net.eval()
-        sampler = EpochBatchSampler(len(eval_set), eval_batch, 0, 0, shuffle=False)
-        logits_all, labels_all, loss_sum = [], [], torch.zeros((), device=device)
+        sampler = eval_shard(len(eval_set), eval_batch, dist.rank, dist.world_size)
+        logits_all = [torch.zeros((0, NUM_CLASSES))]
+        labels_all = [torch.zeros((0,), dtype=torch.long)]
         for images, labels in make_loader(eval_set, sampler, _as_batch, num_workers, pin):
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            images = images.to(device, non_blocking=True)
             with autocast():
                 logits = net(normalise(images)).float()
-            loss_sum += nnf.cross_entropy(logits, labels, reduction="sum")
             logits_all.append(logits.cpu())
-            labels_all.append(labels.cpu())
+            labels_all.append(labels)
         net.train()
-        logits, truth = torch.cat(logits_all), torch.cat(labels_all)
+        logits, truth = dist.gather_rows(torch.cat(logits_all)), dist.gather_rows(torch.cat(labels_all))
+        if truth.shape[0] != len(eval_set):
+            raise RuntimeError(f"evaluated {truth.shape[0]} images, expected {len(eval_set)}")
         return {
             "accuracy": accuracy(logits.argmax(dim=1), truth),
             "top5_accuracy": top_k_accuracy(logits, truth, 5),
-            "eval_loss": float(loss_sum) / len(eval_set),
+            "eval_loss": float(nnf.cross_entropy(logits.double(), truth, reduction="sum")) / len(eval_set),
         }
 
     extra = fused_kwargs(device)
@@ -220,7 +260,9 @@ def prepare_vision(cfg: RunConfig, device: torch.device, autocast: Any, num_work
     return PreparedTask(
         model=model,
         train_size=len(train_set),
-        steps_per_epoch=steps_per_epoch(len(train_set), cfg.batch_size, min_batch=2),
+        steps_per_epoch=steps_per_epoch(
+            len(train_set), cfg.batch_size, min_batch=2, world_size=dist.world_size
+        ),
         train_batches=train_batches,
         batch_loss=batch_loss,
         evaluate=evaluate,
