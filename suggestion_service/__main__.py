@@ -9,6 +9,7 @@ import signal
 import sys
 from types import FrameType
 
+from suggestion_service.kube_priors import SOURCE_CHOICES, make_prior_source
 from suggestion_service.server import (
     DEFAULT_MAX_CONCURRENT_RPCS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -72,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, wait this long for in-flight RPCs (default: 20)",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    warm = p.add_argument_group("warm start (algorithm setting warm_start_experiments)")
+    warm.add_argument(
+        "--warm-start-source",
+        choices=SOURCE_CHOICES,
+        default="auto",
+        help="where prior experiments are read: kubernetes (the API server, in-cluster configuration "
+        "unless --kube-api-url), none (warm-start settings are rejected), auto (default: kubernetes "
+        "when running in a pod with a service account, else none)",
+    )
+    warm.add_argument(
+        "--kube-api-url", default=None, help="Kubernetes API URL instead of the in-cluster one (testing)"
+    )
+    warm.add_argument("--kube-token-file", default=None, help="bearer token file for --kube-api-url")
+    warm.add_argument("--kube-ca-file", default=None, help="CA bundle for an https --kube-api-url")
     return p
 
 
@@ -84,6 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%Y-%m-%dT%H:%M:%S%z",
         stream=sys.stderr,
     )
+    if (args.kube_token_file or args.kube_ca_file) and not args.kube_api_url:
+        print("error: --kube-token-file and --kube-ca-file need --kube-api-url", file=sys.stderr)
+        return 2
+    try:
+        prior_source = make_prior_source(
+            args.warm_start_source,
+            api_url=args.kube_api_url,
+            token_file=args.kube_token_file,
+            ca_file=args.kube_ca_file,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"error: --warm-start-source {args.warm_start_source}: {exc}", file=sys.stderr)
+        return 2
     try:
         running = start_server(
             args.host,
@@ -92,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             max_concurrent_rpcs=args.max_concurrent_rpcs,
             max_message_bytes=args.max_message_bytes,
+            prior_source=prior_source,
         )
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

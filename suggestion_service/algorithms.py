@@ -23,6 +23,7 @@ from suggestion_service.history import History
 from suggestion_service.seeding import rng_from
 from suggestion_service.settings import Settings
 from suggestion_service.space import ENUMERATE_MAX, SearchSpace
+from suggestion_service.warm_start import PriorData
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +119,17 @@ def propose(
     n: int,
     rng: np.random.Generator,
     experiment_name: str,
+    priors: PriorData | None = None,
 ) -> Proposal:
-    """Exactly ``n`` raw rows from ``settings.algorithm``, padded (and flagged) if the space ran out."""
+    """Exactly ``n`` raw rows from ``settings.algorithm``, padded (and flagged) if the space ran out.
+    ``priors`` (warm start) only inform the surrogate algorithms."""
     fit_seconds = 0.0
     if settings.algorithm == "grid":
         picks = grid(space, history, settings, n, experiment_name)
     elif settings.algorithm == "random":
         picks = random_search(space, history, n, rng)
     else:
-        result = bayesopt.surrogate_search(space, history, settings, n, rng)
+        result = bayesopt.surrogate_search(space, history, settings, n, rng, priors)
         picks, fit_seconds = result.raws, result.fit_seconds
     exhausted = len(picks) < n
     if exhausted:

@@ -12,7 +12,16 @@ One call proposes ``n`` configurations:
 3. *Batch.* Running trials and the earlier picks of this reply are fantasised (kriging believer: the
    model's mean; constant liar: the mean transformed output), the model is conditioned on them with
    fixed hyperparameters, and the next pick maximises the acquisition over the unseen candidates.
-   Fantasies make a parallel batch diverse instead of N copies of one point.
+   Fantasies make a parallel batch diverse instead of N copies of one point. Before the first own
+   observation (possible only under warm start) candidates are ranked by the predicted mean instead.
+
+Warm start (``priors``): the prior experiments' trials join the fit data with one indicator column per
+prior experiment (0 for this experiment's rows), whose ARD length scale (GP) or splits (forest) learn
+how far the prior outcomes carry over; each source's losses are transformed on their own (ranks per
+experiment), so different scales mix. Priors never count as this experiment's trials (design count,
+de-duplication, exhaustion, failed-trial imputation) and never block a configuration. With at least
+``default_initial_points`` prior points the automatic design shrinks to ``WARM_INITIAL_POINTS`` and
+the model is used from the first call (see docs/service-algorithms.md, "Warm start").
 """
 
 # ruff: noqa: N803, N806  (matrix notation: X is a design matrix, as in scikit-learn's fit(X, y))
@@ -30,11 +39,15 @@ from suggestion_service.history import History
 from suggestion_service.settings import Settings
 from suggestion_service.space import SearchSpace
 from suggestion_service.surrogates import ForestSurrogate, GPSurrogate, Surrogate, transform_outputs
+from suggestion_service.warm_start import PriorData
 
 _REFINE_TOP = 8
 _REFINE_INCUMBENTS = 3
 _REFINE_PER_CENTER = 24
 _SHORTLIST = 256
+#: Automatic design size when enough prior points are available (see ``initial_points``); chosen with
+#: bench/warm_start.py (docs/benchmarks.md, section warm-start).
+WARM_INITIAL_POINTS = 0
 
 
 @dataclass
@@ -61,13 +74,45 @@ def default_initial_points(space: SearchSpace) -> int:
     return n
 
 
-def make_surrogate(settings: Settings, seed: int) -> Surrogate:
-    """The model for ``settings.algorithm``."""
+def warm_ready(space: SearchSpace, priors: PriorData | None) -> bool:
+    """True when the prior points can replace the space-filling design: at least as many as the cold
+    design would give the first model (``default_initial_points``)."""
+    return priors is not None and len(priors) >= max(2, default_initial_points(space))
+
+
+def initial_points(space: SearchSpace, settings: Settings, priors: PriorData | None) -> int:
+    """Design size: ``n_initial_points`` if set; else ``WARM_INITIAL_POINTS`` when ``warm_ready``; else
+    ``default_initial_points``."""
+    if settings.n_initial_points:
+        return settings.n_initial_points
+    return WARM_INITIAL_POINTS if warm_ready(space, priors) else default_initial_points(space)
+
+
+def make_surrogate(
+    settings: Settings, seed: int, task_columns: int = 0, n_own: int = 0, n_own_observed: int = 0
+) -> Surrogate:
+    """The model for ``settings.algorithm``. Warm start: ``task_columns`` indicator columns come last,
+    the first ``n_own`` fit rows are this experiment's, and the task length scales stay fixed while
+    fewer than two of them (``n_own_observed``) are real observations."""
     if settings.algorithm == "surrogate-gp":
-        return GPSurrogate(random_state=seed, restarts=settings.gp_restarts)
+        return GPSurrogate(
+            random_state=seed,
+            restarts=settings.gp_restarts,
+            task_columns=task_columns,
+            fix_task_length_scale=task_columns > 0 and n_own_observed < 2,
+            keep_first=n_own if task_columns else 0,
+        )
     if settings.algorithm == "surrogate-rf":
         return ForestSurrogate(random_state=seed, n_trees=settings.n_trees, kind=settings.forest_kind)
     raise ValueError(f"{settings.algorithm!r} is not a surrogate algorithm")
+
+
+def _prior_incumbents(priors: PriorData | None, y_prior: np.ndarray | None) -> list[np.ndarray]:
+    """The best prior rows (by transformed output), as local-refinement centres after the own ones."""
+    if priors is None or y_prior is None or not len(priors):
+        return []
+    order = np.argsort(y_prior, kind="stable")[:_REFINE_INCUMBENTS]
+    return [priors.raw[i] for i in order]
 
 
 def _cost_log_predictions(history: History, X_pool: np.ndarray, seed: int) -> np.ndarray | None:
@@ -84,18 +129,66 @@ def _cost_log_predictions(history: History, X_pool: np.ndarray, seed: int) -> np
     return mu
 
 
+def fit_data(
+    space: SearchSpace, history: History, settings: Settings, priors: PriorData | None, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded fit rows (own observed, own failed, priors; ``k`` indicator columns appended) and their
+    transformed outputs (own losses, failed imputed with the worst own loss, transformed together;
+    each prior experiment's losses transformed on their own)."""
+    n_obs = len(history.observed)
+    X_parts = [np.vstack([o.x for o in history.observed])] if n_obs else []
+    y_parts: list[np.ndarray] = []
+    impute = settings.failed_trials == "worst" and len(history.failed_raw) > 0
+    if n_obs:
+        loss = history.losses()
+        if impute:
+            loss = np.concatenate([loss, np.full(len(history.failed_raw), loss.max())])
+        y_parts.append(transform_outputs(loss, settings.output_transform))
+    if impute:
+        X_parts.append(space.encode_raw(history.failed_raw))
+    if k:
+        X_own = np.vstack(X_parts) if X_parts else np.empty((0, space.width))
+        X_parts = [np.hstack([X_own, np.zeros((len(X_own), k))])]
+        prior_y = np.empty(len(priors))  # type: ignore[arg-type]
+        for i in range(k):
+            rows = priors.source == i  # type: ignore[union-attr]
+            prior_y[rows] = transform_outputs(priors.losses[rows], settings.output_transform)  # type: ignore[union-attr]
+        if impute and not n_obs:  # no own loss to impute with: the worst prior score
+            y_parts.append(np.full(len(history.failed_raw), float(prior_y.max())))
+        X_parts.append(np.hstack([priors.X, np.eye(k)[priors.source]]))  # type: ignore[union-attr]
+        y_parts.append(prior_y)
+    return np.vstack(X_parts), np.concatenate(y_parts)
+
+
+#: The name client/surrogate_report.py imported before ``fit_data`` was public.
+_fit_data = fit_data
+
+
 def surrogate_search(
-    space: SearchSpace, history: History, settings: Settings, n: int, rng: np.random.Generator
+    space: SearchSpace,
+    history: History,
+    settings: Settings,
+    n: int,
+    rng: np.random.Generator,
+    priors: PriorData | None = None,
 ) -> Picks:
     """Propose up to ``n`` unseen configurations (see the module docstring)."""
     seen = history.seen_keys()
     pool = candidates.pool(space, rng, settings.n_candidates, seen)
     picks: list[np.ndarray] = []
     tried_raw = np.vstack([history.observed_raw(), history.pending_raw, history.failed_raw])
+    if priors is not None and not len(priors):
+        priors = None
+    k = priors.n_sources if priors is not None else 0
 
-    n_init = settings.n_initial_points or default_initial_points(space)
+    def encode(raws: np.ndarray) -> np.ndarray:
+        X = space.encode_raw(raws)
+        return np.hstack([X, np.zeros((len(X), k))]) if k else X
+
+    n_init = initial_points(space, settings, priors)
     n_tried = len(history.observed) + len(history.pending) + len(history.failed)
-    n_design = n if len(history.observed) < 2 else min(n, max(0, n_init - n_tried))
+    model_ready = len(history.observed) >= 2 or warm_ready(space, priors)
+    n_design = n if not model_ready else min(n, max(0, n_init - n_tried))
     if n_design:
         design = candidates.space_filling(space, rng, n_design, tried_raw, pool)
         picks.extend(space.canonical(r) for r in design)
@@ -107,15 +200,17 @@ def surrogate_search(
 
     t0 = time.perf_counter()
     seed = int(rng.integers(2**31 - 1))
-    loss = history.losses()
-    X_fit = np.vstack([o.x for o in history.observed])
-    if settings.failed_trials == "worst" and len(history.failed_raw):
-        X_fit = np.vstack([X_fit, space.encode_raw(history.failed_raw)])
-        loss = np.concatenate([loss, np.full(len(history.failed_raw), loss.max())])
-    y_fit = transform_outputs(loss, settings.output_transform)
-    model = make_surrogate(settings, seed).fit(X_fit, y_fit)
+    X_fit, y_fit = fit_data(space, history, settings, priors, k)
+    n_obs = len(history.observed)
+    n_own = len(X_fit) - (len(priors) if priors is not None else 0)
+    model = make_surrogate(settings, seed, k, n_own, n_obs).fit(X_fit, y_fit)
     fit_seconds = time.perf_counter() - t0
-    best = float(y_fit[: len(history.observed)].min())
+    X_pool = encode(pool)
+    # The incumbent: the best own observation; before the first one (warm start), the best prediction.
+    best = float(y_fit[:n_obs].min()) if n_obs else float(model.predict(X_pool)[0].min())
+    # Before the first own observation (warm start) the picks follow the model's mean: the prior's best
+    # region first (expected improvement over a predicted incumbent would chase the prior's gaps instead).
+    exploit = not n_obs
 
     def fantasy(current: Surrogate, X_new: np.ndarray) -> np.ndarray:
         if settings.batch_strategy == "constant_liar":
@@ -124,6 +219,8 @@ def surrogate_search(
 
     def acquire(current: Surrogate, X: np.ndarray, log_cost: np.ndarray | None) -> np.ndarray:
         mu, sd = current.predict(X)  # reads ``best`` at call time
+        if exploit:
+            return -mu
         return acquisition.score(
             settings.acquisition,
             mu,
@@ -147,24 +244,35 @@ def surrogate_search(
     fant_y: list[np.ndarray] = []
     earlier = [r for r in history.pending_raw] + picks
     if earlier:
-        fant_X.append(space.encode_raw(np.vstack(earlier)))
+        fant_X.append(encode(np.vstack(earlier)))
         fant_y.append(fantasy(model, fant_X[0]))
     current = condition(fant_X, fant_y) if fant_X else model
     best = min([best, *[float(v.min()) for v in fant_y]])  # a believed fantasy is an incumbent too
 
-    X_pool = space.encode_raw(pool)
-    log_cost = _cost_log_predictions(history, X_pool, seed) if settings.acquisition == "ei_per_cost" else None
+    log_cost = (
+        _cost_log_predictions(history, space.encode_raw(pool), seed)
+        if settings.acquisition == "ei_per_cost"
+        else None
+    )
     acq = acquire(current, X_pool, log_cost)
     if not candidates.is_enumerable(space):  # local refinement around the best candidates and incumbents
         top = pool[np.argsort(-acq, kind="stable")[:_REFINE_TOP]]
-        incumbents = np.vstack([o.raw for o in history.best_first()[:_REFINE_INCUMBENTS]])
+        incumbents = np.vstack(
+            [top[:0]]
+            + [o.raw for o in history.best_first()[:_REFINE_INCUMBENTS]]
+            + _prior_incumbents(priors, y_fit[len(y_fit) - len(priors) :] if priors is not None else None)
+        )[:_REFINE_INCUMBENTS]
         taken = seen | {space.raw_key(r) for r in picks}
         if space.is_finite():  # never score (and so never pick) one configuration twice
             taken |= {space.raw_key(r) for r in pool}
         local = candidates.refine(space, rng, np.vstack([top, incumbents]), _REFINE_PER_CENTER, taken)
         if len(local):
-            X_local = space.encode_raw(local)
-            local_cost = _cost_log_predictions(history, X_local, seed) if log_cost is not None else None
+            X_local = encode(local)
+            local_cost = (
+                _cost_log_predictions(history, space.encode_raw(local), seed)
+                if log_cost is not None
+                else None
+            )
             pool, X_pool = np.vstack([pool, local]), np.vstack([X_pool, X_local])
             acq = np.concatenate([acq, acquire(current, X_local, local_cost)])
             if log_cost is not None and local_cost is not None:
@@ -200,7 +308,7 @@ def surrogate_search(
             break
         picks.append(raw)
         if step + 1 < remaining:
-            x = space.encode_raw(raw[None, :])
+            x = encode(raw[None, :])
             fant_X.append(x)
             fant_y.append(fantasy(current, x))
             best = min(best, float(fant_y[-1].min()))

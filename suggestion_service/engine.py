@@ -10,11 +10,15 @@ request gets the same reply.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from suggestion_service.algorithms import check_grid, propose
@@ -24,6 +28,7 @@ from suggestion_service.proto import api_pb2
 from suggestion_service.seeding import rng_from
 from suggestion_service.settings import Settings, parse_settings
 from suggestion_service.space import SearchSpace
+from suggestion_service.warm_start import PriorData, WarmStart, check_usable, drop_unrelated, prior_data
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class SuggestionResult:
     n_pending: int
     n_failed: int
     fit_seconds: float
+    n_prior: int = 0
 
 
 def _prepare(experiment: api_pb2.Experiment) -> tuple[SearchSpace, Settings]:
@@ -110,10 +116,37 @@ def _check_space_bounds(space: SearchSpace) -> None:
         )
 
 
-def validate_experiment(experiment: api_pb2.Experiment) -> None:
+_NO_WARM_START = WarmStart()
+_current_warm_start: contextvars.ContextVar[WarmStart | None] = contextvars.ContextVar(
+    "warm_start", default=None
+)
+
+
+@contextlib.contextmanager
+def using_warm_start(warm_start: WarmStart) -> Iterator[None]:
+    """Within this block, ``validate_experiment`` and ``get_suggestions`` called without an explicit
+    ``warm_start`` read prior experiments through ``warm_start`` (the server wraps each RPC in it)."""
+    token = _current_warm_start.set(warm_start)
+    try:
+        yield
+    finally:
+        _current_warm_start.reset(token)
+
+
+def _warm(warm_start: WarmStart | None) -> WarmStart:
+    return warm_start or _current_warm_start.get() or _NO_WARM_START
+
+
+def validate_experiment(experiment: api_pb2.Experiment, warm_start: WarmStart | None = None) -> None:
     """What ``ValidateAlgorithmSettings`` checks: algorithm name and settings, search space, objective,
-    and for grid that every double has a step and ``max_trial_count`` fits in the grid."""
+    for grid that every double has a step and ``max_trial_count`` fits in the grid, and that every
+    warm-start experiment can be read, has the same objective and has trials that fit this space
+    (``warm_start`` reads them; None = the one of ``using_warm_start``, else no prior source, so a
+    warm-start setting is INVALID_ARGUMENT)."""
     space, settings = _prepare(experiment)
+    if settings.warm_start_experiments:
+        priors = _warm(warm_start).resolve(experiment, settings)
+        check_usable(prior_data(space, priors, experiment.spec.objective, settings.warm_start_max_trials))
     if settings.algorithm == "grid":
         size = int(space.size())  # type: ignore[arg-type]
         max_trials = experiment.spec.max_trial_count
@@ -128,8 +161,14 @@ def _history_fingerprint(space: SearchSpace, history: History) -> list:
     return sorted(rows, key=repr)
 
 
-def get_suggestions(request: api_pb2.GetSuggestionsRequest) -> SuggestionResult:
-    """Answer a GetSuggestionsRequest with exactly ``current_request_number`` assignments."""
+def get_suggestions(
+    request: api_pb2.GetSuggestionsRequest, warm_start: WarmStart | None = None
+) -> SuggestionResult:
+    """Answer a GetSuggestionsRequest with exactly ``current_request_number`` assignments.
+
+    With the ``warm_start_experiments`` setting the prior trials come through ``warm_start`` (None = the
+    one of ``using_warm_start``, else no prior source: INVALID_ARGUMENT); a transient failure to read
+    them raises ``Unavailable``."""
     n = request.current_request_number
     if n < 0 or n > MAX_REQUEST_NUMBER:
         raise InvalidArgument(
@@ -145,15 +184,25 @@ def get_suggestions(request: api_pb2.GetSuggestionsRequest) -> SuggestionResult:
     }
     if n == 0:
         return SuggestionResult([], exhausted=False, fit_seconds=0.0, **counts)
-    rng = rng_from(
+    priors: PriorData | None = None
+    seed_parts: list = [
         "suggest",
         experiment.name,
         settings.algorithm,
         sorted((s.name, s.value) for s in experiment.spec.algorithm.algorithm_settings),
         _history_fingerprint(space, history),
-    )
+    ]
+    if settings.warm_start_experiments:
+        experiments = _warm(warm_start).resolve(experiment, settings)
+        priors = prior_data(space, experiments, experiment.spec.objective, settings.warm_start_max_trials)
+        if history.observed:
+            own_x = np.vstack([o.x for o in history.observed])
+            priors = drop_unrelated(priors, own_x, history.losses())
+        counts["n_prior"] = len(priors)
+        seed_parts.append(priors.fingerprint())
+    rng = rng_from(*seed_parts)
     with _limit_threads():
-        proposal = propose(space, history, settings, n, rng, experiment.name)
+        proposal = propose(space, history, settings, n, rng, experiment.name, priors)
     assignments = [space.assignment(r) for r in proposal.raws]
     if len(assignments) != n or not all(space.contains(a) for a in assignments):
         raise RuntimeError(f"internal error: produced {len(assignments)} assignments for {n} requested")

@@ -8,3 +8,8 @@ class InvalidArgument(ValueError):  # noqa: N818 - named after the gRPC status c
 
     The message names the field/setting, the bad value and what is allowed.
     """
+
+
+class Unavailable(RuntimeError):  # noqa: N818 - named after the gRPC status code
+    """A dependency failed transiently (e.g. the Kubernetes API while reading warm-start trials); the
+    server maps it to gRPC UNAVAILABLE, which Katib's controller retries. The message says what failed."""

@@ -9,6 +9,8 @@ Status codes follow what Katib's controller does with them (see docs/service.md)
 
 - ``INVALID_ARGUMENT``: a bad search space, setting or request. For ``ValidateAlgorithmSettings``
   Katib marks the Experiment Failed with our message; for ``GetSuggestions`` it retries.
+- ``UNAVAILABLE``: a transient failure reading warm-start experiments (the Kubernetes API is
+  unreachable, timed out or answered 5xx); Katib retries both RPCs.
 - ``INTERNAL``: a bug on our side; the message is one line, the traceback goes to the log only.
 - ``RESOURCE_EXHAUSTED``: more concurrent RPCs than ``--max-concurrent-rpcs``, or a message larger
   than ``--max-message-bytes`` (gRPC answers both before a handler runs).
@@ -31,10 +33,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from suggestion_service import engine
-from suggestion_service.errors import InvalidArgument
+from suggestion_service.errors import InvalidArgument, Unavailable
 from suggestion_service.metrics import ServiceMetrics
+from suggestion_service.priors import PriorSource
 from suggestion_service.proto import api_pb2, api_pb2_grpc
 from suggestion_service.settings import ALGORITHMS
+from suggestion_service.warm_start import WarmStart
 
 log = logging.getLogger("suggestion_service")
 
@@ -78,8 +82,18 @@ def _lenient(message_class: Any) -> Callable[[bytes], Any]:
 class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
     """Answers Katib's Suggestion RPCs with :mod:`suggestion_service.engine`."""
 
-    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self,
+        metrics: ServiceMetrics | None = None,
+        prior_source: PriorSource | None = None,
+        warm_start: WarmStart | None = None,
+    ) -> None:
+        """``prior_source`` (wrapped in a cached ``WarmStart``) or a ready ``warm_start`` reads the
+        experiments of ``warm_start_experiments``; neither = no source (such settings are rejected)."""
+        if prior_source is not None and warm_start is not None:
+            raise ValueError("give prior_source or warm_start, not both")
         self.metrics = metrics or ServiceMetrics()
+        self.warm_start = warm_start if warm_start is not None else WarmStart(prior_source)
 
     def GetSuggestions(  # noqa: N802 (gRPC method name)
         self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
@@ -97,7 +111,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         self.metrics.history_size.labels(_label(algorithm)).observe(len(request.trials))
 
         def work() -> api_pb2.GetSuggestionsReply:
-            result = engine.get_suggestions(request)
+            with engine.using_warm_start(self.warm_start):
+                result = engine.get_suggestions(request)
             self.metrics.fit_seconds.labels(_label(algorithm)).observe(result.fit_seconds)
             self.metrics.assignments.labels(_label(algorithm)).inc(len(result.assignments))
             details.update(
@@ -106,6 +121,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
                 failed=result.n_failed,
                 fit_ms=round(result.fit_seconds * 1000, 1),
             )
+            if result.n_prior:
+                details["prior"] = result.n_prior
             if result.exhausted:
                 details["exhausted"] = "true"
             reply = api_pb2.GetSuggestionsReply()
@@ -130,7 +147,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         }
 
         def work() -> api_pb2.ValidateAlgorithmSettingsReply:
-            engine.validate_experiment(request.experiment)
+            with engine.using_warm_start(self.warm_start):
+                engine.validate_experiment(request.experiment)
             return api_pb2.ValidateAlgorithmSettingsReply()
 
         return self._answer("ValidateAlgorithmSettings", algorithm, context, details, work)
@@ -160,6 +178,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             return work()
         except InvalidArgument as exc:
             code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+        except Unavailable as exc:
+            code, message = grpc.StatusCode.UNAVAILABLE, str(exc)
         except Exception as exc:  # a bug: keep the pod alive, log the traceback, send one line
             log.exception("%s failed unexpectedly (experiment=%s)", rpc, details.get("experiment"))
             code = grpc.StatusCode.INTERNAL
@@ -177,6 +197,12 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             log.info("%s %s code=%s ms=%.1f", rpc, fields, code.name, elapsed * 1000)
         context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def describe_source(source: PriorSource) -> str:
+    """A short name of a prior source for the startup log line."""
+    url = getattr(source, "api_url", None)
+    return f"{type(source).__name__}({url})" if url else type(source).__name__
 
 
 def add_suggestion_servicer(servicer: SuggestionServicer, server: grpc.Server) -> None:
@@ -239,16 +265,24 @@ def start_server(
     workers: int = DEFAULT_WORKERS,
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    prior_source: PriorSource | None = None,
 ) -> RunningServer:
     """Start the Suggestion + Health gRPC server (and optionally ``/metrics``) in background threads.
 
     ``port=0`` picks a free port (see ``RunningServer.port``). Requests beyond ``max_concurrent_rpcs``
     get RESOURCE_EXHAUSTED; messages over ``max_message_bytes`` are refused by gRPC.
+    ``prior_source`` supplies the experiments named by the ``warm_start_experiments`` setting
+    (see :mod:`suggestion_service.priors`); None = automatic: the Kubernetes API when running in a pod,
+    otherwise none (warm-start settings are then an INVALID_ARGUMENT saying so).
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if max_concurrent_rpcs < 1:
         raise ValueError(f"max_concurrent_rpcs must be >= 1, got {max_concurrent_rpcs}")
+    if prior_source is None:
+        from suggestion_service.kube_priors import make_prior_source
+
+        prior_source = make_prior_source("auto")
     metrics = ServiceMetrics()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="suggest"),
@@ -259,7 +293,7 @@ def start_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    add_suggestion_servicer(SuggestionServicer(metrics), server)
+    add_suggestion_servicer(SuggestionServicer(metrics, prior_source), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -274,9 +308,10 @@ def start_server(
     for name in HEALTH_SERVICE_NAMES:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
-        "serving api.v1.beta1.Suggestion on %s:%d (metrics: %s)",
+        "serving api.v1.beta1.Suggestion on %s:%d (metrics: %s; warm-start source: %s)",
         host,
         bound,
         f":{metrics_port}/metrics" if metrics_port is not None else "off",
+        describe_source(prior_source),
     )
     return RunningServer(server, bound, health_servicer, metrics, metrics_port, metrics_http)

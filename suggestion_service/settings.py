@@ -17,6 +17,21 @@ ALGORITHMS: tuple[str, ...] = ("surrogate-gp", "surrogate-rf", "grid", "random")
 SURROGATES = ("surrogate-gp", "surrogate-rf")
 ACQUISITIONS = ("ei", "ucb", "pi", "ei_per_cost")
 _METRIC_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+#: A Kubernetes namespace or Katib Experiment name: an RFC 1123 label (what the API server accepts).
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+WARM_START_MAX_EXPERIMENTS = 10
+
+
+@dataclass(frozen=True)
+class PriorRef:
+    """One entry of ``warm_start_experiments``: ``namespace`` is None for a bare ``name`` (= the
+    suggestion service's own namespace, resolved by ``suggestion_service.warm_start``)."""
+
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return self.name if self.namespace is None else f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,9 @@ class Settings:
     output_transform: rank (Gaussian rank scores, robust to outliers) or standardize.
     gp_restarts: extra random restarts of the GP hyperparameter optimiser.
     n_trees / forest_kind: the surrogate-rf ensemble.
+    warm_start_experiments: earlier experiments whose completed trials join the model as prior
+        observations (see ``suggestion_service.warm_start``).
+    warm_start_max_trials: at most this many prior trials in all enter the model.
     """
 
     algorithm: str
@@ -54,6 +72,8 @@ class Settings:
     gp_restarts: int = 1
     n_trees: int = 64
     forest_kind: str = "random_forest"
+    warm_start_experiments: tuple[PriorRef, ...] = ()
+    warm_start_max_trials: int = 200
 
     @property
     def is_surrogate(self) -> bool:
@@ -116,6 +136,30 @@ def _metric_name(text: str) -> str:
     return text.strip()
 
 
+def _prior_refs(text: str) -> tuple[PriorRef, ...]:
+    """``"ns/a, b"`` -> (PriorRef("ns", "a"), PriorRef(None, "b")); ValueError says what is allowed."""
+    allowed = (
+        f"1 to {WARM_START_MAX_EXPERIMENTS} comma-separated experiment references `namespace/name` or "
+        "`name` (lowercase letters, digits and '-', beginning and ending with a letter or digit, "
+        "at most 63 characters each), without duplicates"
+    )
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise ValueError(allowed + " (an entry is empty)")
+    if len(items) > WARM_START_MAX_EXPERIMENTS:
+        raise ValueError(allowed + f" ({len(items)} given)")
+    refs: list[PriorRef] = []
+    for item in items:
+        parts = item.split("/")
+        if len(parts) > 2 or not all(_K8S_NAME.match(part) for part in parts):
+            raise ValueError(allowed + f" ({item!r} is not one)")
+        ref = PriorRef(parts[0], parts[1]) if len(parts) == 2 else PriorRef(None, parts[0])
+        if ref in refs:
+            raise ValueError(allowed + f" ({item!r} is listed twice)")
+        refs.append(ref)
+    return tuple(refs)
+
+
 _ALL = ALGORITHMS
 _SUR = SURROGATES
 _SPECS: tuple[_Spec, ...] = (
@@ -166,6 +210,16 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("forest_kind", "str", "random_forest", "extra_trees, random_forest", ("surrogate-rf",),
           "extra_trees: randomised split points (smoother); random_forest: bootstrap samples.",
           _choice("extra_trees", "random_forest")),
+    _Spec("warm_start_experiments", "str", "(none)",
+          f"1-{WARM_START_MAX_EXPERIMENTS} comma-separated `namespace/name` or `name`", _SUR,
+          "Warm start: the completed trials of these earlier experiments (same objective metric and "
+          "direction; `name` alone = the suggestion pod's namespace) join the model as prior "
+          "observations of related tasks. They never count as this experiment's trials. Needs read "
+          "access to Experiments and Trials (manifests/optional/warm-start); see Warm start below.",
+          _prior_refs),
+    _Spec("warm_start_max_trials", "int", "200", "1 .. 2000", _SUR,
+          "At most this many prior trials in all enter the model (each experiment keeps its best half "
+          "and a seeded random rest of its share).", _int_range(1, 2000)),
 )  # fmt: skip
 _BY_NAME = {s.name: s for s in _SPECS}
 
@@ -217,6 +271,10 @@ def parse_settings(algorithm_name: str, settings: Sequence[tuple[str, str]]) -> 
                 f"setting {name!r} only applies with acquisition {' or '.join(spec.acquisitions)}, "
                 f"but acquisition is {result.acquisition!r}"
             )
+    if "warm_start_max_trials" in values and not result.warm_start_experiments:
+        raise InvalidArgument(
+            "setting 'warm_start_max_trials' only applies together with warm_start_experiments"
+        )
     if result.acquisition == "ei_per_cost" and not result.cost_metric:
         raise InvalidArgument(
             "acquisition 'ei_per_cost' needs the setting cost_metric (e.g. gpu_seconds), "

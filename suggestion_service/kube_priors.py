@@ -1,0 +1,315 @@
+"""Prior experiments read from the Kubernetes API (warm start on a cluster), with plain ``urllib``.
+
+``KubernetesPriorSource.fetch(namespace, name)`` makes two kinds of request with the suggestion pod's
+service account token:
+
+* ``GET /apis/kubeflow.org/v1beta1/namespaces/<ns>/experiments/<name>`` for the objective (metric,
+  direction, ``metricStrategies``);
+* ``GET .../namespaces/<ns>/trials?labelSelector=katib.kubeflow.org/experiment=<name>&limit=N``,
+  following ``metadata.continue`` until the list is complete.
+
+So the service account needs ``get`` on ``experiments`` and ``list`` on ``trials`` (group
+``kubeflow.org``) in that namespace: manifests/optional/warm-start grants exactly that. The service
+image has no ``kubernetes`` package: the in-cluster configuration is read here (``KUBERNETES_SERVICE_HOST``
+/ ``_PORT``, the CA file, and the token file, re-read on every request because bound tokens rotate).
+
+Each trial's metric values are picked like Katib's controller does before it sends trials to a
+suggestion service: ``min``/``max`` per the experiment's ``metricStrategies`` (defaulted to max when
+maximizing, min when minimizing), falling back to ``latest`` when that is unavailable.
+
+HTTP errors: 404 -> ``PriorNotFound``; 403 (and 401 after re-reading the token once) ->
+``PriorForbidden`` naming the missing verb and resource and pointing at the optional RBAC; 429, 5xx,
+timeouts, connection errors and unreadable answers -> ``PriorUnavailable``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from suggestion_service.priors import (
+    SERVICE_ACCOUNT_DIR,
+    NoPriorSource,
+    PriorError,
+    PriorExperiment,
+    PriorForbidden,
+    PriorNotFound,
+    PriorSource,
+    PriorTrial,
+    PriorUnavailable,
+)
+
+API_PREFIX = "/apis/kubeflow.org/v1beta1"
+EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+RBAC_HINT = (
+    "grant the suggestion pod's service account a Role with get on experiments and get/list on trials "
+    "(apiGroup kubeflow.org) in namespace {ns} and bind it (see manifests/optional/warm-start)"
+)
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_DEADLINE_S = 25.0  # well inside Katib's 60 s GetSuggestions timeout
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGES = 200
+SOURCE_CHOICES = ("auto", "kubernetes", "none")
+
+
+def _strategies(objective: Mapping[str, Any]) -> dict[str, str]:
+    """Metric -> min|max|latest, defaulted as Katib does (max when maximizing, min when minimizing)."""
+    default = "max" if str(objective.get("type", "")).lower() == "maximize" else "min"
+    names = [objective.get("objectiveMetricName"), *(objective.get("additionalMetricNames") or [])]
+    out = {str(n): default for n in names if n}
+    for item in objective.get("metricStrategies") or []:
+        if isinstance(item, Mapping) and item.get("name"):
+            out[str(item["name"])] = str(item.get("value") or default)
+    return out
+
+
+def pick_metric(metric: Mapping[str, Any], strategy: str) -> str:
+    """The value Katib sends for a metric: min/max per ``strategy``, else (or if unavailable) latest."""
+    latest = metric.get("latest")
+    latest_text = "" if latest is None else str(latest)
+    if strategy in ("min", "max"):
+        value = metric.get(strategy)
+        if value is not None and str(value) not in ("", "unavailable"):
+            return str(value)
+    return latest_text
+
+
+def _condition(status: Mapping[str, Any]) -> str:
+    """The trial's current condition: the last condition whose status is "True" ("" if none)."""
+    current = ""
+    conditions = status.get("conditions")
+    for cond in conditions if isinstance(conditions, list) else []:
+        if isinstance(cond, Mapping) and str(cond.get("status", "")).lower() == "true" and cond.get("type"):
+            current = str(cond["type"])
+    return current
+
+
+def trial_from_object(obj: Mapping[str, Any], strategies: Mapping[str, str]) -> PriorTrial:
+    """A Katib Trial object -> PriorTrial (metric values picked with ``strategies``; the trial's own
+    ``spec.objective.metricStrategies`` win where present, as they are the ones Katib applied)."""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    status = obj.get("status") if isinstance(obj.get("status"), Mapping) else {}
+    picked = dict(strategies)
+    if isinstance(spec.get("objective"), Mapping):
+        picked.update(_strategies(spec["objective"]))
+    assignment = {
+        str(p.get("name")): str(p.get("value"))
+        for p in spec.get("parameterAssignments") or []
+        if isinstance(p, Mapping) and p.get("name") is not None
+    }
+    observation = status.get("observation") if isinstance(status.get("observation"), Mapping) else {}
+    metrics = {
+        str(m["name"]): pick_metric(m, picked.get(str(m["name"]), "latest"))
+        for m in observation.get("metrics") or []
+        if isinstance(m, Mapping) and m.get("name")
+    }
+    return PriorTrial(assignment=assignment, metrics=metrics, succeeded=_condition(status) == "Succeeded")
+
+
+def _status_body(err: urllib.error.HTTPError) -> dict[str, Any]:
+    try:
+        body = json.loads(err.read() or b"{}")
+    except (ValueError, OSError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class KubernetesPriorSource:
+    """A ``PriorSource`` over the Kubernetes API (see the module docstring).
+
+    api_url: ``https://host:port`` (or ``http://`` for a test server). token / token_file: a bearer
+    token, or a file re-read on every request (in-cluster: the projected service account token).
+    ca_file: CA bundle for https (in-cluster: the service account's ``ca.crt``); None = system CAs.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        token: str | None = None,
+        token_file: str | Path | None = None,
+        ca_file: str | Path | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        parsed = urllib.parse.urlparse(api_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"invalid Kubernetes API URL {api_url!r}: expected https://HOST[:PORT]")
+        if token is not None and token_file is not None:
+            raise ValueError("give a token or a token file, not both")
+        if timeout_s <= 0 or deadline_s <= 0 or page_size < 1:
+            raise ValueError("timeout_s and deadline_s must be > 0 and page_size >= 1")
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.token_file = Path(token_file) if token_file is not None else None
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.page_size = page_size
+        self._clock = clock
+        self._ssl: ssl.SSLContext | None = None
+        if parsed.scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+
+    @classmethod
+    def in_cluster(
+        cls, env: Mapping[str, str] | None = None, sa_dir: Path = SERVICE_ACCOUNT_DIR, **kwargs: Any
+    ) -> KubernetesPriorSource:
+        """The pod's own API server and service account; ValueError if not running in a pod."""
+        env = os.environ if env is None else env
+        host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
+        if not host or not port:
+            raise ValueError("not in a Kubernetes pod: KUBERNETES_SERVICE_HOST/PORT are not set")
+        token_file = sa_dir / "token"
+        if not token_file.is_file():
+            raise ValueError(f"not in a Kubernetes pod with a service account: {token_file} does not exist")
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        ca = sa_dir / "ca.crt"
+        return cls(f"https://{netloc}", token_file=token_file, ca_file=ca if ca.is_file() else None, **kwargs)
+
+    # ---- HTTP -------------------------------------------------------------------------------------
+    def _bearer(self) -> str | None:
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise PriorUnavailable(
+                    f"cannot read the service account token {self.token_file}: {exc}"
+                ) from None
+        return self.token
+
+    def _get(self, path: str, query: Mapping[str, str], what: str, deadline: float) -> dict[str, Any]:
+        """GET a JSON object; errors mapped to PriorError subclasses (one retry on 401 with a re-read token)."""
+        url = self.api_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        for attempt in (1, 2):
+            left = deadline - self._clock()
+            if left <= 0:
+                raise PriorUnavailable(f"reading {what} took longer than {self.deadline_s:g} s")
+            request = urllib.request.Request(url, headers={"Accept": "application/json"})
+            bearer = self._bearer()
+            if bearer:
+                request.add_header("Authorization", f"Bearer {bearer}")
+            try:
+                with urllib.request.urlopen(
+                    request, timeout=min(self.timeout_s, left), context=self._ssl
+                ) as resp:
+                    data = resp.read()
+            except urllib.error.HTTPError as err:
+                if err.code == 401 and attempt == 1 and self.token_file is not None:
+                    continue  # the token may just have rotated: read it again once
+                raise self._http_error(err, what) from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise PriorUnavailable(
+                    f"cannot reach the Kubernetes API at {self.api_url} ({what}): {reason}"
+                ) from None
+            try:
+                body = json.loads(data)
+            except ValueError:
+                raise PriorUnavailable(f"the Kubernetes API answered {what} with invalid JSON") from None
+            if not isinstance(body, dict):
+                raise PriorUnavailable(f"the Kubernetes API answered {what} with a non-object")
+            return body
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _http_error(self, err: urllib.error.HTTPError, what: str) -> PriorError:
+        body = _status_body(err)
+        message = str(body.get("message") or err.reason or "").strip()
+        ns = self._namespace_of(what)
+        if err.code == 404:
+            return PriorNotFound(f"{what}: not found (HTTP 404: {message})")
+        if err.code == 403:
+            return PriorForbidden(f"{what}: forbidden (HTTP 403: {message}); {RBAC_HINT.format(ns=ns)}")
+        if err.code == 401:
+            return PriorForbidden(
+                f"{what}: the API server rejected the service account token (HTTP 401: {message}); "
+                "check the pod's service account token"
+            )
+        return PriorUnavailable(f"{what}: HTTP {err.code} from the Kubernetes API: {message}")
+
+    @staticmethod
+    def _namespace_of(what: str) -> str:
+        # ``what`` is "experiment NS/NAME" or "trials of experiment NS/NAME"
+        return what.rsplit(" ", 1)[-1].split("/", 1)[0]
+
+    # ---- PriorSource --------------------------------------------------------------------------------
+    def fetch(self, namespace: str, name: str) -> PriorExperiment:
+        """The experiment ``namespace/name`` with all its trials (see the module docstring)."""
+        deadline = self._clock() + self.deadline_s
+        quoted_ns, quoted_name = urllib.parse.quote(namespace, safe=""), urllib.parse.quote(name, safe="")
+        ref = f"{namespace}/{name}"
+        experiment = self._get(
+            f"{API_PREFIX}/namespaces/{quoted_ns}/experiments/{quoted_name}",
+            {},
+            f"experiment {ref}",
+            deadline,
+        )
+        spec = experiment.get("spec") if isinstance(experiment.get("spec"), Mapping) else {}
+        objective = spec.get("objective") if isinstance(spec.get("objective"), Mapping) else {}
+        metric = str(objective.get("objectiveMetricName") or "")
+        direction = str(objective.get("type") or "").lower()
+        if not metric or direction not in ("maximize", "minimize"):
+            raise PriorError(
+                f"experiment {ref} has no usable objective (spec.objective.objectiveMetricName={metric!r}, "
+                f"type={direction!r})"
+            )
+        strategies = _strategies(objective)
+        trials: list[PriorTrial] = []
+        query = {"labelSelector": f"{EXPERIMENT_LABEL}={name}", "limit": str(self.page_size)}
+        for _ in range(MAX_PAGES):
+            page = self._get(
+                f"{API_PREFIX}/namespaces/{quoted_ns}/trials", query, f"trials of experiment {ref}", deadline
+            )
+            items = page.get("items")
+            if not isinstance(items, list):
+                raise PriorUnavailable(
+                    f"the Kubernetes API answered the trials of {ref} without an item list"
+                )
+            trials.extend(trial_from_object(item, strategies) for item in items if isinstance(item, Mapping))
+            meta = page.get("metadata") if isinstance(page.get("metadata"), Mapping) else {}
+            token = str(meta.get("continue") or "")
+            if not token:
+                break
+            query = {**query, "continue": token}
+        else:
+            raise PriorUnavailable(
+                f"the trials of {ref} did not fit in {MAX_PAGES} pages of {self.page_size}"
+            )
+        return PriorExperiment(
+            namespace=namespace, name=name, objective_metric_name=metric, objective_type=direction,
+            trials=tuple(trials),
+        )  # fmt: skip
+
+
+def make_prior_source(
+    kind: str = "auto",
+    *,
+    api_url: str | None = None,
+    token_file: str | None = None,
+    ca_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PriorSource:
+    """The prior source for ``--warm-start-source``: ``kubernetes`` (``api_url`` if given, else the
+    in-cluster configuration; ValueError if neither works), ``none``, or ``auto`` (Kubernetes when an
+    API URL is given or the service runs in a pod with a service account, else none)."""
+    if kind not in SOURCE_CHOICES:
+        raise ValueError(f"unknown warm-start source {kind!r}; allowed: {', '.join(SOURCE_CHOICES)}")
+    if kind == "none":
+        return NoPriorSource()
+    if api_url:
+        return KubernetesPriorSource(api_url, token_file=token_file, ca_file=ca_file)
+    try:
+        return KubernetesPriorSource.in_cluster(env)
+    except ValueError:
+        if kind == "kubernetes":
+            raise
+        return NoPriorSource()
