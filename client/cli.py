@@ -1,4 +1,5 @@
-"""``python -m client``: submit, status and compare Katib experiments (cluster or ``--local``)."""
+"""``python -m client``: submit, status, compare and surrogate-report on Katib experiments (cluster or
+``--local``)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,18 @@ def _non_negative_float(text: str) -> float:
     value = _finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction between 0 and 1 (exclusive), got {text!r}"
+        ) from None
+    if not math.isfinite(value) or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (exclusive), got {text!r}")
     return value
 
 
@@ -169,6 +182,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="modules the warm launcher imports (comma-separated, repeatable; default: the trial "
         "package's PRELOAD_MODULES, else the modules its source imports)",
     )
+
+    report = sub.add_parser(
+        "surrogate-report",
+        help="fit the surrogate on an experiment's first trials, predict the rest: Spearman, top-k, next picks",
+    )
+    report.add_argument("--experiment", required=True, metavar="NAME", help="the experiment to evaluate")
+    _add_cluster(report, f"namespace of the experiment (default {DEFAULT_NAMESPACE})")
+    report.add_argument(
+        "--local", action="store_true", help="read the local SQLite store instead of the cluster"
+    )
+    report.add_argument("--store", default=DEFAULT_STORE, help=f"local store (default {DEFAULT_STORE})")
+    report.add_argument(
+        "--algorithm",
+        choices=("surrogate-gp", "surrogate-rf"),
+        help="the model (default: the experiment's own algorithm if it is a surrogate, else surrogate-gp)",
+    )
+    split = report.add_mutually_exclusive_group()
+    split.add_argument(
+        "--train-fraction",
+        type=_fraction,
+        metavar="F",
+        help="fraction of the finished trials (in start order) to fit on (default 0.5)",
+    )
+    split.add_argument(
+        "--train-trials", type=_positive_int, metavar="N", help="fit on the first N finished trials"
+    )
+    report.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=3,
+        metavar="K",
+        help="k of the top-k hit rate and next picks (default 3)",
+    )
+    report.add_argument("--out", metavar="DIR", help="write <experiment>-surrogate-report.md/.json/.png here")
     return parser
 
 
@@ -454,6 +501,37 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_surrogate_report(args: argparse.Namespace, console: Console) -> int:
+    """Evaluate the surrogate on one experiment's trials; print the report, write the files."""
+    from client.surrogate_report import (
+        build_report,
+        load_cluster,
+        load_local,
+        report_renderable,
+        write_report,
+    )
+
+    if args.local:
+        definition, experiment = load_local(args.store, args.experiment)
+    else:
+        definition, experiment = load_cluster(
+            _cluster(args), args.namespace or DEFAULT_NAMESPACE, args.experiment
+        )
+    report = build_report(
+        definition,
+        experiment,
+        algorithm=args.algorithm,
+        train_fraction=args.train_fraction,
+        train_trials=args.train_trials,
+        top_k=args.top_k,
+    )
+    console.print(report_renderable(report))
+    if args.out:
+        paths = write_report(report, args.out)
+        console.print("Wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _cross_check(url: str, experiments: list[Experiment], comparison: Any, console: Console) -> None:
     """Add DCGM GPU-hours per experiment to the comparison notes; warn (do not fail) if unreachable."""
     from client.prometheus import dcgm_usage
@@ -492,7 +570,12 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     try:
         args = build_parser().parse_args(argv)
         _check_flags(args)
-        handler = {"submit": cmd_submit, "status": cmd_status, "compare": cmd_compare}[args.command]
+        handler = {
+            "submit": cmd_submit,
+            "status": cmd_status,
+            "compare": cmd_compare,
+            "surrogate-report": cmd_surrogate_report,
+        }[args.command]
         return handler(args, console)
     except ClientError as err:
         err_console.print(f"error: {err}", markup=False)

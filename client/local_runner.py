@@ -317,17 +317,25 @@ class LocalRunner:
         self.warm: WarmLauncher | None = None
 
     def run(self, definitions: Sequence[ExperimentDef]) -> None:
-        """Run (or resume) every definition, one experiment after another."""
+        """Run (or resume) every definition, one experiment after another.
+
+        Experiments with the ``warm_start_experiments`` setting run after the experiments of this run
+        they name, and read their trials from this store (:mod:`client.local_priors`); a prior outside
+        this run must already be finished in the store, else nothing runs and a ClientError says so.
+        """
         for definition in definitions:
             if definition.algorithm not in LOCAL_ALGORITHMS:
                 raise ClientError(
                     f"{definition.name}: algorithm {definition.algorithm!r} is not served locally; "
                     f"local runs support {', '.join(LOCAL_ALGORITHMS)} (filter with --algorithm)"
                 )
+        from client.local_priors import LocalStorePriorSource, order_for_warm_start
         from suggestion_service.proto import api_pb2_grpc
         from suggestion_service.server import start_server
 
-        server = start_server(host="127.0.0.1", port=0)
+        definitions = order_for_warm_start(definitions, self._stored, str(self.store.path))
+        prior_source = LocalStorePriorSource(self.store)
+        server = start_server(host="127.0.0.1", port=0, prior_source=prior_source)
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         if self.options.launcher == "warm":
             self.warm = WarmLauncher(self.options.workdir, self.options.preload, log=self.log)
@@ -342,6 +350,11 @@ class LocalRunner:
             if self.warm is not None:
                 self.warm.close()
                 self.warm = None
+
+    def _stored(self, name: str) -> Any:
+        """The store's copy of experiment ``name`` (None when absent), for the warm-start order check."""
+        found = self.store.load([name])
+        return found[0] if found else None
 
     # --- one experiment --------------------------------------------------------------------------------
     def _run_experiment(self, definition: ExperimentDef, stub: Any) -> None:

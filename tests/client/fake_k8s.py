@@ -6,10 +6,17 @@ through a kubeconfig that points at it. It implements what the client relies on:
 list with label selectors (equality and set-based), watch (resourceVersion + timeoutSeconds), merge
 patch and delete; 403 for forbidden namespaces; injectable 5xx answers; "Katib not installed" (404 on
 the group).
+
+For the suggestion service's warm-start reader (plain HTTP, no kubernetes client) it also has:
+RBAC-shaped 403 answers for single (namespace, resource, verb) rules (``deny``), with the Status body
+the API server writes for a service account; bearer-token checking (``tokens``; 401 otherwise);
+list pagination with ``limit`` / ``continue`` (410 Expired for an unknown token); and a record of the
+Authorization headers received.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -101,10 +108,15 @@ class FakeKubeAPI:
         namespaces: tuple[str, ...] = ("katib-surrogate", "default"),
         forbidden: tuple[str, ...] = ("secret",),
         katib_installed: bool = True,
+        user: str = "system:serviceaccount:katib-surrogate:katib-surrogate-suggestion",
     ) -> None:
         self.namespaces = set(namespaces)
         self.forbidden = set(forbidden)
         self.katib_installed = katib_installed
+        self.user = user
+        self.denied: set[tuple[str, str, str]] = set()
+        self.tokens: set[str] | None = None
+        self.auth_headers: list[str] = []
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.events: list[tuple[int, str, str, str, dict[str, Any]]] = []
         self.resource_version = 100
@@ -145,6 +157,17 @@ class FakeKubeAPI:
         }
         path.write_text(json.dumps(config))
         return path
+
+    def deny(self, namespace: str, plural: str, verb: str) -> None:
+        """RBAC: ``self.user`` may not ``verb`` (get, list, ...) ``plural`` in ``namespace`` (403 as the
+        API server answers it, with ``details``)."""
+        with self.lock:
+            self.denied.add((namespace, plural, verb))
+
+    def require_tokens(self, *tokens: str) -> None:
+        """Only these bearer tokens are accepted (401 Unauthorized otherwise); none given = any."""
+        with self.lock:
+            self.tokens = set(tokens) if tokens else None
 
     def fail_next(self, *statuses: int) -> None:
         """Answer the next requests with these HTTP error statuses (e.g. 503, 500)."""
@@ -317,6 +340,27 @@ class FakeKubeAPI:
                     },
                 )
 
+            def _rbac_forbidden(self, ns: str, plural: str, name: str | None, verb: str) -> None:
+                """403 exactly as the API server's RBAC authorizer answers it."""
+                subject = f'{plural}.kubeflow.org "{name}"' if name else f"{plural}.kubeflow.org"
+                details: dict[str, Any] = {"group": "kubeflow.org", "kind": plural}
+                if name:
+                    details = {"name": name, **details}
+                self._send(
+                    403,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Failure",
+                        "message": f'{subject} is forbidden: User "{api.user}" cannot {verb} resource '
+                        f'"{plural}" in API group "kubeflow.org" in the namespace "{ns}"',
+                        "reason": "Forbidden",
+                        "details": details,
+                        "code": 403,
+                    },
+                )
+
             def _body(self) -> Any:
                 length = int(self.headers.get("Content-Length") or 0)
                 return json.loads(self.rfile.read(length) or b"null")
@@ -324,11 +368,17 @@ class FakeKubeAPI:
             def _route(self, method: str) -> None:
                 parsed = urllib.parse.urlparse(self.path)
                 query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+                auth = self.headers.get("Authorization", "")
                 with api.lock:
                     api.requests.append((method, parsed.path))
+                    api.auth_headers.append(auth)
                     failure = api.fail_queue.pop(0) if api.fail_queue else None
+                    tokens = api.tokens
                 if failure is not None:
                     self._status(failure, "InternalError", f"injected failure {failure}")
+                    return
+                if tokens is not None and auth.removeprefix("Bearer ") not in tokens:
+                    self._status(401, "Unauthorized", "Unauthorized")
                     return
                 path = parsed.path.rstrip("/")
                 if path.startswith(GROUP_PATH) and not api.katib_installed:
@@ -342,6 +392,14 @@ class FakeKubeAPI:
                     self._status(404, "NotFound", "the server could not find the requested resource")
                     return
                 ns, plural, name = match.group("ns"), match.group("plural"), match.group("name")
+                verb = {"GET": "list" if name is None else "get", "POST": "create"}.get(
+                    method, method.lower()
+                )
+                if method == "GET" and name is None and query.get("watch") in ("true", "True", "1"):
+                    verb = "watch"
+                if (ns, plural, verb) in api.denied:
+                    self._rbac_forbidden(ns, plural, name, verb)
+                    return
                 if ns in api.forbidden:
                     verb = {"GET": "list" if name is None else "get", "POST": "create"}.get(
                         method, method.lower()
@@ -396,12 +454,32 @@ class FakeKubeAPI:
                         and selector_matches(selector, o["metadata"].get("labels") or {})
                     ]
                     rv = str(api.resource_version)
+                metadata: dict[str, Any] = {"resourceVersion": rv}
+                if query.get("limit"):
+                    start = 0
+                    if query.get("continue"):
+                        try:
+                            token = json.loads(base64.urlsafe_b64decode(query["continue"].encode()))
+                            start, rv = int(token["start"]), str(token["rv"])
+                        except (ValueError, KeyError, TypeError):
+                            self._status(
+                                410, "Expired", "The provided continue parameter is too old to display a "
+                                "consistent list result. You can start a new list without the continue parameter.",
+                            )  # fmt: skip
+                            return
+                    limit = int(query["limit"])
+                    end = start + limit
+                    if end < len(items):
+                        token = {"rv": rv, "start": end}
+                        metadata["continue"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+                        metadata["remainingItemCount"] = len(items) - end
+                    items = items[start:end]
                 self._send(
                     200,
                     {
                         "apiVersion": "kubeflow.org/v1beta1",
                         "kind": PLURALS[plural] + "List",
-                        "metadata": {"resourceVersion": rv},
+                        "metadata": metadata,
                         "items": items,
                     },
                 )

@@ -1,0 +1,594 @@
+"""``surrogate-report``: how well the service's surrogate, fitted on an experiment's earlier trials,
+predicts its later ones -- and what the service would have run next.
+
+The finished trials with an objective value are ordered by start time; the surrogate (the service's own
+``surrogate-gp`` / ``surrogate-rf`` model, built exactly as a ``GetSuggestions`` call builds it) is fitted
+on the first part and predicts the rest (the *held-out* trials). Reported:
+
+- **Spearman rank correlation** between predicted and observed objective on the held-out trials
+  (1: the model orders them perfectly; 0: no better than chance; negative: backwards);
+- **top-k hit rate**: of the k held-out configurations the model ranks best, how many are among the
+  k that were actually best (a tie with the k-th best value counts as a hit), with the chance level;
+- **would run next**: the k configurations the real engine (``suggestion_service.engine.get_suggestions``,
+  given the training trials as Katib would send them) proposes, with the objective they reached if the
+  experiment ran them later, next to the actually best held-out configurations.
+
+Search space, encoding, history and model all come from ``suggestion_service`` and the trials from the
+client's result model (cluster or local store), so nothing is parsed twice.
+"""
+
+# ruff: noqa: N806  (matrix notation: X is a design matrix)
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from client.errors import ClientError
+from client.experiments import ExperimentDef
+from client.local_store import LocalStore, StoredTrial
+from client.model import EARLY_STOPPED, MAXIMIZE, SUCCEEDED, Experiment, Trial
+from client.report import fmt_params, fmt_value
+
+SURROGATE_ALGORITHMS = ("surrogate-gp", "surrogate-rf")
+DEFAULT_TRAIN_FRACTION = 0.5
+DEFAULT_TOP_K = 3
+MIN_TRAIN = 3
+MIN_HELD_OUT = 3
+#: Settings of the experiment that never carry over to the report's model: warm start would need the
+#: prior experiments (the report measures the model on this experiment's own trials).
+_DROPPED_SETTINGS = ("warm_start_experiments", "warm_start_max_trials")
+_USABLE = (SUCCEEDED, EARLY_STOPPED)
+
+
+# --- loading ---------------------------------------------------------------------------------------------
+def load_local(store_path: str | Path, name: str) -> tuple[ExperimentDef, Experiment]:
+    """Experiment ``name`` of the local store: its definition (search space, objective) and its trials."""
+    path = Path(store_path)
+    if not path.exists():
+        raise ClientError(f"local store {path} does not exist; run `python -m client compare --local` first")
+    store = LocalStore(path)
+    try:
+        experiments = store.load([name])
+        if not experiments:
+            stored = store.experiment_names()
+            raise ClientError(
+                f"experiment {name!r} not found in {path}; stored: {', '.join(stored) or 'none'}"
+            )
+        (body,) = store.db.execute("SELECT body FROM experiments WHERE name=?", (name,)).fetchone()
+    finally:
+        store.close()
+    return ExperimentDef.from_body(json.loads(body), str(path)), experiments[0]
+
+
+def load_cluster(source: Any, namespace: str, name: str) -> tuple[ExperimentDef, Experiment]:
+    """Experiment ``namespace/name`` through the Kubernetes API (``client.katib_source.KatibSource``)."""
+    from client.katib_source import experiment_from_cr
+
+    obj = source.get_experiment(namespace, name)
+    trials, _ = source.list_trials(namespace, name)
+    try:
+        definition = ExperimentDef.from_body(obj, f"{namespace}/{name}")
+    except ClientError as err:
+        raise ClientError(f"cannot read experiment {namespace}/{name} from the cluster: {err}") from None
+    return definition, experiment_from_cr(obj, trials)
+
+
+# --- result ----------------------------------------------------------------------------------------------
+@dataclass
+class HeldOutTrial:
+    """One held-out trial: what was observed and what the model predicted (objective units)."""
+
+    trial: str
+    parameters: dict[str, str]
+    observed: float
+    predicted: float
+    predicted_low: float
+    predicted_high: float
+    observed_rank: int
+    predicted_rank: int
+    in_predicted_top_k: bool
+    in_observed_top_k: bool
+
+
+@dataclass
+class NextSuggestion:
+    """A configuration the engine would have proposed next, and what it reached if it was run later."""
+
+    position: int
+    parameters: dict[str, str]
+    predicted: float | None
+    trial: str | None
+    observed: float | None
+    observed_rank: int | None
+
+
+@dataclass
+class SurrogateReport:
+    """Everything ``surrogate-report`` prints and writes."""
+
+    experiment: str
+    namespace: str
+    source: str
+    task: str
+    experiment_algorithm: str
+    algorithm: str
+    objective_metric: str
+    objective_type: str
+    settings: dict[str, str]
+    trials_total: int
+    trials_usable: int
+    train_trials: list[str]
+    train_failed: int
+    held_out: list[HeldOutTrial]
+    top_k: int
+    spearman: float | None
+    spearman_p: float | None
+    top_k_hits: int
+    chance_hits: float
+    best_observed: float
+    best_of_predicted_top_k: float
+    suggestions: list[NextSuggestion]
+    generated_at: datetime
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def top_k_hit_rate(self) -> float:
+        """Hits / k."""
+        return self.top_k_hits / self.top_k
+
+    @property
+    def best_held_out(self) -> list[HeldOutTrial]:
+        """The k held-out trials with the best observed objective, best first."""
+        return sorted(self.held_out, key=lambda h: h.observed_rank)[: self.top_k]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (adds the hit rate and the best held-out list)."""
+        out = asdict(self)
+        out["generated_at"] = self.generated_at.isoformat()
+        out["top_k_hit_rate"] = self.top_k_hit_rate
+        out["best_held_out"] = [h.trial for h in self.best_held_out]
+        return out
+
+
+# --- computation -----------------------------------------------------------------------------------------
+def _start_key(trial: Trial) -> tuple[bool, float, str]:
+    return (trial.start_time is None, trial.start_time.timestamp() if trial.start_time else 0.0, trial.name)
+
+
+def _settings_for(definition: ExperimentDef, algorithm: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The experiment's algorithm settings that apply to ``algorithm`` (others dropped, with notes)."""
+    from suggestion_service.settings import SETTINGS_DOC
+
+    applies = {
+        name: {a.strip() for a in where.split(" (")[0].split(",")} for name, _, _, _, where, _ in SETTINGS_DOC
+    }
+    kept, dropped = [], []
+    for name, value in definition.algorithm_settings:
+        if name in _DROPPED_SETTINGS or algorithm not in applies.get(name, set()):
+            dropped.append(f"{name}={value}")
+        else:
+            kept.append((name, value))
+    notes = []
+    if dropped:
+        why = (
+            " (the report fits on this experiment's own trials only)"
+            if any(d.startswith(_DROPPED_SETTINGS) for d in dropped)
+            else ""
+        )
+        notes.append(
+            f"experiment settings not used by the report's {algorithm} model: {', '.join(dropped)}{why}"
+        )
+    return kept, notes
+
+
+def _with_algorithm(
+    definition: ExperimentDef, algorithm: str, settings: list[tuple[str, str]]
+) -> ExperimentDef:
+    body = copy.deepcopy(definition.body)
+    body["spec"]["algorithm"] = {
+        "algorithmName": algorithm,
+        "algorithmSettings": [{"name": n, "value": v} for n, v in settings],
+    }
+    return ExperimentDef(body=body, path=definition.path)
+
+
+def _as_stored(trial: Trial, seq: int) -> StoredTrial:
+    """A result-model trial in the shape ``local_runner.suggestions_request`` takes (metrics as strings)."""
+    observation = {k: repr(float(v)) for k, v in trial.metrics.items()}
+    return StoredTrial(trial, seq, observation, None, "", 1, None)
+
+
+def _to_objective_units(z: np.ndarray, z_obs: np.ndarray, loss_obs: np.ndarray, transform: str) -> np.ndarray:
+    """Model outputs (transformed losses) -> losses, inverting the service's output transform through the
+    observed training pairs (``z_obs``, ``loss_obs``).
+
+    ``standardize`` is affine, so the line through the pairs inverts it exactly. ``rank`` (Gaussian rank
+    scores) is inverted by the monotone piecewise-linear map through the pairs, so predictions beyond
+    the best/worst training value show as that value (the order, which Spearman and top-k use, is
+    taken from the model itself).
+    """
+    zs, idx = np.unique(z_obs, return_index=True)
+    if len(zs) < 2:
+        return np.full(len(z), float(loss_obs[0]))
+    if transform == "standardize":
+        slope, intercept = np.polyfit(z_obs, loss_obs, 1)
+        return intercept + slope * np.asarray(z, dtype=float)
+    return np.interp(z, zs, loss_obs[idx])
+
+
+def _competition_ranks(goodness: np.ndarray) -> np.ndarray:
+    """1 = best; equal values share the better rank."""
+    return np.array([1 + int(np.sum(goodness > g)) for g in goodness], dtype=int)
+
+
+def build_report(
+    definition: ExperimentDef,
+    experiment: Experiment,
+    *,
+    algorithm: str | None = None,
+    train_fraction: float | None = None,
+    train_trials: int | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    now: datetime | None = None,
+) -> SurrogateReport:
+    """Fit the surrogate on the experiment's first finished trials and evaluate it on the rest.
+
+    ``algorithm``: surrogate-gp or surrogate-rf (default: the experiment's own if it is one, else
+    surrogate-gp). ``train_fraction`` (default 0.5) or ``train_trials``: how many of the finished trials
+    with an objective value, in start order, the model sees. Raises ClientError for bad arguments and
+    when there are fewer than ``MIN_TRAIN + MIN_HELD_OUT`` usable trials.
+    """
+    from scipy.stats import spearmanr
+
+    from client.local_runner import experiment_proto, suggestions_request
+    from suggestion_service import engine
+    from suggestion_service.bayesopt import _fit_data, make_surrogate
+    from suggestion_service.errors import InvalidArgument
+    from suggestion_service.history import build_history
+    from suggestion_service.settings import parse_settings
+    from suggestion_service.space import SearchSpace
+
+    name = experiment.name
+    if algorithm is None:
+        algorithm = experiment.algorithm if experiment.algorithm in SURROGATE_ALGORITHMS else "surrogate-gp"
+    if algorithm not in SURROGATE_ALGORITHMS:
+        raise ClientError(
+            f"algorithm {algorithm!r} has no surrogate; allowed: {', '.join(SURROGATE_ALGORITHMS)}"
+        )
+    if train_fraction is not None and train_trials is not None:
+        raise ClientError("give either a train fraction or a number of train trials, not both")
+    if train_fraction is not None and not (math.isfinite(train_fraction) and 0 < train_fraction < 1):
+        raise ClientError(f"train fraction must be between 0 and 1 (exclusive), got {train_fraction!r}")
+    if top_k < 1:
+        raise ClientError(f"top-k must be at least 1, got {top_k}")
+
+    metric = experiment.objective_metric
+    finished = sorted((t for t in experiment.trials if t.is_terminal), key=_start_key)
+    usable = [
+        t
+        for t in finished
+        if t.condition in _USABLE and metric in t.metrics and math.isfinite(t.metrics[metric])
+    ]
+    needed = MIN_TRAIN + MIN_HELD_OUT
+    if len(usable) < needed:
+        raise ClientError(
+            f"experiment {name} has {len(usable)} finished trial(s) with a value of {metric} "
+            f"({len(experiment.trials)} trials in all); surrogate-report needs at least {needed} "
+            f"({MIN_TRAIN} to fit the model, {MIN_HELD_OUT} to evaluate it)"
+        )
+    if train_trials is None:
+        n_train = math.floor((train_fraction or DEFAULT_TRAIN_FRACTION) * len(usable))
+        how = f"--train-fraction {train_fraction or DEFAULT_TRAIN_FRACTION:g}"
+    else:
+        n_train = train_trials
+        how = f"--train-trials {train_trials}"
+    n_test = len(usable) - n_train
+    if n_train < MIN_TRAIN or n_test < MIN_HELD_OUT:
+        raise ClientError(
+            f"{how} leaves {n_train} trial(s) to fit and {n_test} to evaluate of the {len(usable)} finished "
+            f"trials with a value of {metric} in {name}; each side needs at least {MIN_TRAIN}: use "
+            f"--train-trials between {MIN_TRAIN} and {len(usable) - MIN_HELD_OUT}"
+        )
+    if top_k > n_test:
+        raise ClientError(f"--top-k {top_k} is more than the {n_test} held-out trials; use at most {n_test}")
+
+    notes: list[str] = []
+    train = usable[:n_train]
+    held_out = usable[n_train:]
+    cut = finished.index(train[-1])
+    window = finished[: cut + 1]  # the training trials and the failed ones that finished among them
+    train_failed = len(window) - len(train)
+
+    settings_list, setting_notes = _settings_for(definition, algorithm)
+    notes += setting_notes
+    model_def = _with_algorithm(definition, algorithm, settings_list)
+    try:
+        space = SearchSpace.from_katib_dict(definition.spec["parameters"])
+        settings = parse_settings(algorithm, settings_list)
+    except InvalidArgument as err:
+        raise ClientError(f"{definition.path or name}: {err}") from None
+    max_trials = experiment.max_trial_count or len(experiment.trials)
+    proto = experiment_proto(model_def, max_trials, definition.parallel_trial_count)
+    stored = [_as_stored(t, i) for i, t in enumerate(window)]
+    request = suggestions_request(proto, stored, definition.metric_names, top_k)
+
+    # The model exactly as bayesopt.surrogate_search builds it from this request (no priors).
+    history = build_history(space, request.trials, proto.spec.objective, settings.cost_metric)
+    if len(history.observed) < MIN_TRAIN:
+        raise ClientError(
+            f"only {len(history.observed)} of the {n_train} training trials of {name} fit its search space; "
+            f"the model needs at least {MIN_TRAIN}"
+        )
+    X_fit, z_fit = _fit_data(space, history, settings, None, 0)
+    model = make_surrogate(settings, settings.random_state).fit(X_fit, z_fit)
+    z_obs, loss_obs = z_fit[: len(history.observed)], history.losses()
+
+    kept, raws = [], []
+    for t in held_out:
+        try:
+            raws.append(space.raw(t.parameters))
+            kept.append(t)
+        except ValueError as err:
+            notes.append(f"held-out trial {t.name} skipped: {err}")
+    if len(kept) < MIN_HELD_OUT:
+        raise ClientError(
+            f"only {len(kept)} held-out trials of {name} fit its search space; need {MIN_HELD_OUT}"
+        )
+    held_out = kept
+    if top_k > len(held_out):
+        raise ClientError(f"--top-k {top_k} is more than the {len(held_out)} held-out trials")
+    mu, sd = model.predict(space.encode_raw(np.vstack(raws)))
+    sign = -1.0 if experiment.objective_type == MAXIMIZE else 1.0  # objective = sign * loss
+
+    def objective_of(z: np.ndarray) -> np.ndarray:
+        return sign * _to_objective_units(z, z_obs, loss_obs, settings.output_transform)
+
+    predicted = objective_of(mu)
+    ends = np.vstack([objective_of(mu - sd), objective_of(mu + sd)])
+    observed = np.array([t.metrics[metric] for t in held_out])
+    observed_good = -sign * observed  # higher is better
+    predicted_good = -mu  # the model's own order (lower loss is better)
+    if np.ptp(predicted_good) == 0 or np.ptp(observed_good) == 0:
+        rho = p_value = None
+        notes.append(
+            "Spearman correlation undefined: "
+            + ("the model predicts the same value for every held-out trial" if np.ptp(predicted_good) == 0
+               else "every held-out trial has the same observed value")
+        )  # fmt: skip
+    else:
+        result = spearmanr(predicted_good, observed_good)
+        rho, p_value = float(result.statistic), float(result.pvalue)
+    observed_rank = _competition_ranks(observed_good)
+    predicted_order = np.argsort(-predicted_good, kind="stable")
+    predicted_rank = np.empty(len(held_out), dtype=int)
+    predicted_rank[predicted_order] = np.arange(1, len(held_out) + 1)
+    kth_best = np.sort(observed_good)[::-1][top_k - 1]
+    in_pred_top = predicted_rank <= top_k
+    in_obs_top = observed_good >= kth_best
+    hits = int(np.sum(in_pred_top & in_obs_top))
+    rows = [
+        HeldOutTrial(
+            trial=t.name,
+            parameters=dict(t.parameters),
+            observed=float(observed[i]),
+            predicted=float(predicted[i]),
+            predicted_low=float(ends[:, i].min()),
+            predicted_high=float(ends[:, i].max()),
+            observed_rank=int(observed_rank[i]),
+            predicted_rank=int(predicted_rank[i]),
+            in_predicted_top_k=bool(in_pred_top[i]),
+            in_observed_top_k=bool(in_obs_top[i]),
+        )
+        for i, t in enumerate(held_out)
+    ]
+
+    # What the service would have asked for next, given exactly the training window.
+    try:
+        result = engine.get_suggestions(request)
+    except InvalidArgument as err:
+        raise ClientError(f"the suggestion engine rejected {name}: {err}") from None
+    by_key = {space.key(r.parameters): r for r in rows}
+    suggestions = []
+    next_raws = np.vstack([space.raw(a) for a in result.assignments])
+    next_pred = objective_of(model.predict(space.encode_raw(next_raws))[0])
+    for i, assignment in enumerate(result.assignments):
+        row = by_key.get(space.key(assignment))
+        suggestions.append(
+            NextSuggestion(
+                position=i + 1,
+                parameters=assignment,
+                predicted=float(next_pred[i]),
+                trial=row.trial if row else None,
+                observed=row.observed if row else None,
+                observed_rank=row.observed_rank if row else None,
+            )
+        )
+    not_run = sum(s.trial is None for s in suggestions)
+    if not_run:
+        notes.append(
+            f"{not_run} of the {top_k} configurations it would run next were never run by {name} "
+            "after the training trials, so their outcome is unknown"
+        )
+    if result.exhausted:
+        notes.append("the search space ran out: some suggestions repeat configurations already tried")
+    best_pred_top = max(observed_good[in_pred_top])
+    return SurrogateReport(
+        experiment=name,
+        namespace=experiment.namespace,
+        source=experiment.source,
+        task=experiment.task,
+        experiment_algorithm=experiment.algorithm,
+        algorithm=algorithm,
+        objective_metric=metric,
+        objective_type=experiment.objective_type,
+        settings=dict(settings_list),
+        trials_total=len(experiment.trials),
+        trials_usable=len(usable),
+        train_trials=[t.name for t in train],
+        train_failed=train_failed,
+        held_out=rows,
+        top_k=top_k,
+        spearman=rho,
+        spearman_p=p_value,
+        top_k_hits=hits,
+        chance_hits=top_k * top_k / len(held_out),
+        best_observed=float(-sign * max(observed_good)),
+        best_of_predicted_top_k=float(-sign * best_pred_top),
+        suggestions=suggestions,
+        generated_at=now or datetime.now().astimezone(),
+        notes=notes,
+    )
+
+
+# --- rendering -------------------------------------------------------------------------------------------
+def _rho(report: SurrogateReport) -> str:
+    if report.spearman is None:
+        return "undefined"
+    p = "" if report.spearman_p is None else f" (p = {report.spearman_p:.2g})"
+    return f"{report.spearman:+.3f}{p}"
+
+
+def summary_lines(report: SurrogateReport) -> list[str]:
+    """The headline numbers as sentences (terminal and Markdown)."""
+    k = report.top_k
+    m = report.objective_metric
+    failed = f" (+{report.train_failed} failed trial(s) in that window)" if report.train_failed else ""
+    return [
+        f"{report.algorithm} fitted on the first {len(report.train_trials)} of {report.trials_usable} finished "
+        f"trials with a value of {m} (by start time){failed}; evaluated on the other {len(report.held_out)}",
+        f"Spearman rank correlation, predicted vs observed {m}: {_rho(report)}",
+        f"Top-{k} hit rate: {report.top_k_hits}/{k} = {report.top_k_hit_rate:.2f} of the predicted top {k} are "
+        f"among the actual top {k} (chance: {report.chance_hits / k:.2f})",
+        f"Best {m} in the predicted top {k}: {fmt_value(report.best_of_predicted_top_k)}; best held-out: "
+        f"{fmt_value(report.best_observed)}",
+    ]
+
+
+def _next_vs_best_rows(report: SurrogateReport) -> list[list[str]]:
+    best = report.best_held_out
+    rows = []
+    for i in range(report.top_k):
+        s = report.suggestions[i] if i < len(report.suggestions) else None
+        b = best[i] if i < len(best) else None
+        rows.append(
+            [
+                str(i + 1),
+                fmt_params(s.parameters) if s else "-",
+                fmt_value(s.predicted) if s else "-",
+                ("not run" if s.observed is None else fmt_value(s.observed)) if s else "-",
+                "-" if s is None or s.observed_rank is None else str(s.observed_rank),
+                fmt_params(b.parameters) if b else "-",
+                fmt_value(b.observed) if b else "-",
+                str(b.predicted_rank) if b else "-",
+            ]
+        )
+    return rows
+
+
+def _next_vs_best_header(report: SurrogateReport) -> list[str]:
+    m = report.objective_metric
+    return [
+        "#",
+        f"Would run next ({report.algorithm})",
+        f"Predicted {m}",
+        f"Observed {m}",
+        "Held-out rank",
+        "Actually best held-out",
+        f"Observed {m}",
+        "Predicted rank",
+    ]
+
+
+def report_renderable(report: SurrogateReport) -> Group:
+    """The terminal output: headline numbers and the would-run-next vs actually-best table."""
+    title = (
+        f"Surrogate report: {report.experiment} ({report.source}, {report.experiment_algorithm}); "
+        f"{report.objective_metric} ({report.objective_type})"
+    )
+    table = Table(
+        title=f"What {report.algorithm} would run next vs the best held-out trials", header_style="bold"
+    )
+    for i, column in enumerate(_next_vs_best_header(report)):
+        table.add_column(column, justify="right" if i in (0, 2, 3, 4, 6, 7) else "left", overflow="fold")
+    for row in _next_vs_best_rows(report):
+        table.add_row(*row)
+    lines = [Text(title, style="bold"), *(Text(line) for line in summary_lines(report)), table]
+    lines += [Text(f"Note: {n}") for n in report.notes]
+    return Group(*lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def report_markdown(report: SurrogateReport, plot_name: str | None = None) -> str:
+    """The Markdown report: headline, next-vs-best table, every held-out trial, notes."""
+    out = [
+        f"# Surrogate report: {report.experiment}",
+        "",
+        f"- Experiment: {report.namespace}/{report.experiment} ({report.source}), task {report.task}, "
+        f"algorithm {report.experiment_algorithm}; objective {report.objective_metric} ({report.objective_type})",
+        f"- Model: {report.algorithm}"
+        + (f" with settings {fmt_params(report.settings)}" if report.settings else " with default settings"),
+        f"- Generated {report.generated_at.isoformat(timespec='seconds')}",
+        "",
+        *[f"- {_md(line)}" for line in summary_lines(report)],
+        "",
+        f"## What {report.algorithm} would run next vs the best held-out trials",
+        "",
+    ]
+    header = _next_vs_best_header(report)
+    out += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in _next_vs_best_rows(report)]
+    m = report.objective_metric
+    out += [
+        "",
+        "## Held-out trials (start order)",
+        "",
+        f"| Trial | Parameters | Observed {m} | Predicted {m} | ±1 std | Observed rank | Predicted rank |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for h in report.held_out:
+        out.append(
+            f"| {_md(h.trial)} | {_md(fmt_params(h.parameters))} | {fmt_value(h.observed)} | "
+            f"{fmt_value(h.predicted)} | {fmt_value(h.predicted_low)} .. {fmt_value(h.predicted_high)} | "
+            f"{h.observed_rank} | {h.predicted_rank} |"
+        )
+    if plot_name:
+        out += ["", f"![predicted vs observed]({plot_name})"]
+    if report.notes:
+        out += ["", "## Notes", ""] + [f"- {_md(n)}" for n in report.notes]
+    return "\n".join(out) + "\n"
+
+
+def report_json(report: SurrogateReport) -> str:
+    """The whole report as JSON."""
+    return json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def write_report(report: SurrogateReport, out: str | Path) -> list[Path]:
+    """Write ``<experiment>-surrogate-report.md/.json/.png`` into ``out`` (created); returns the paths."""
+    from client.surrogate_plot import plot_surrogate_report
+
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ClientError(f"cannot create the output folder {folder}: {err.strerror or err}") from None
+    stem = f"{report.experiment}-surrogate-report"
+    md, js, png = folder / f"{stem}.md", folder / f"{stem}.json", folder / f"{stem}.png"
+    md.write_text(report_markdown(report, png.name))
+    js.write_text(report_json(report))
+    plot_surrogate_report(report, png)
+    return [md, js, png]
