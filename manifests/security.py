@@ -184,22 +184,65 @@ def pod_problems(obj: Mapping[str, Any], where: str) -> list[str]:
     return out
 
 
+#: Everything a Role of the bundle may grant: (API group, resource) -> verbs. This is what warm start
+#: needs (manifests/optional/warm-start): read each prior Experiment, list its Trials.
+ALLOWED_RULES: dict[tuple[str, str], frozenset[str]] = {
+    ("kubeflow.org", "experiments"): frozenset({"get"}),
+    ("kubeflow.org", "trials"): frozenset({"get", "list"}),
+}
+
+
 def rbac_problems(obj: Mapping[str, Any], where: str) -> list[str]:
-    """Least privilege: no Secrets shipped; any Role may only read (get/list/watch) Trials, namespaced."""
+    """Least privilege: no Secrets, nothing cluster-wide, Roles within ``ALLOWED_RULES`` (no wildcards,
+    no non-resource URLs, namespaced), RoleBindings that bind a Role to ServiceAccounts of their namespace."""
     kind = obj.get("kind")
+    namespace = (obj.get("metadata") or {}).get("namespace")
     if kind == "Secret":
         return [f"{where}: ships a Secret; credentials must not be in the manifests"]
     if kind in ("ClusterRole", "ClusterRoleBinding"):
         return [f"{where}: {kind}: the bundle needs no cluster-wide permissions"]
+    out: list[str] = []
+    if kind in ("Role", "RoleBinding") and not namespace:
+        out.append(
+            f"{where}: {kind} has no metadata.namespace; it would land in whatever namespace is current"
+        )
     if kind == "Role":
-        out = []
-        for rule in obj.get("rules") or []:
-            if set(rule.get("verbs") or []) - {"get", "list", "watch"}:
-                out.append(f"{where}: Role grants {rule.get('verbs')}; read-only (get/list/watch) at most")
-            if set(rule.get("resources") or []) - {"trials"}:
-                out.append(f"{where}: Role covers {rule.get('resources')}; only trials are needed")
-        return out
-    return []
+        allowed = ", ".join(f"{r} ({'/'.join(sorted(v))})" for (_, r), v in ALLOWED_RULES.items())
+        for i, rule in enumerate(obj.get("rules") or []):
+            at = f"{where}: Role rules[{i}]"
+            groups, resources, verbs = (list(rule.get(k) or []) for k in ("apiGroups", "resources", "verbs"))
+            if rule.get("nonResourceURLs"):
+                out.append(f"{at}: grants nonResourceURLs {rule['nonResourceURLs']}; none are needed")
+            if "*" in groups + resources + verbs:
+                out.append(
+                    f"{at}: uses a wildcard '*' (apiGroups {groups}, resources {resources}, verbs {verbs})"
+                )
+                continue
+            for group in groups:
+                for resource in resources:
+                    permitted = ALLOWED_RULES.get((group, resource))
+                    if permitted is None:
+                        out.append(f"{at}: covers {group or 'core'}/{resource}; only kubeflow.org {allowed}")
+                    elif set(verbs) - permitted:
+                        out.append(
+                            f"{at}: grants {sorted(set(verbs) - permitted)} on {group}/{resource}; "
+                            f"at most {sorted(permitted)}"
+                        )
+    if kind == "RoleBinding":
+        ref = obj.get("roleRef") or {}
+        if ref.get("kind") != "Role":
+            out.append(f"{where}: roleRef is a {ref.get('kind')}; bind a namespaced Role")
+        for subject in obj.get("subjects") or []:
+            if subject.get("kind") != "ServiceAccount":
+                out.append(
+                    f"{where}: subject {subject.get('kind')} {subject.get('name')}; only ServiceAccounts"
+                )
+            elif subject.get("namespace") != namespace:
+                out.append(
+                    f"{where}: subject ServiceAccount {subject.get('namespace')}/{subject.get('name')} is not "
+                    f"in the binding's namespace {namespace!r}"
+                )
+    return out
 
 
 def materialise(out_dir: Path, root: Path = validate.MANIFESTS_DIR) -> list[Path]:

@@ -13,6 +13,11 @@ For every YAML file: yamllint (``manifests/.yamllint``, warnings count). For eve
 - ConfigMap ``kubeflow/katib-config``: every built-in entry of the pinned default present and unchanged,
   our entries valid containers with explicit resources, no duplicate algorithm names.
 
+Across files (``bundle_problems``, and for each Experiment ``warm_start_problems``): every namespace that
+runs a surrogate Experiment has the ServiceAccount katib-config names for it; every RoleBinding binds an
+existing Role to an existing ServiceAccount; each ``warm_start_experiments`` entry names an Experiment of
+the bundle in the same namespace with the same objective and shared parameter names.
+
 Each check returns a list of problems (strings naming the file, the field and what is allowed); an
 empty list means the object passed.
 """
@@ -56,6 +61,7 @@ COLLECTOR_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Cus
 METRIC_STRATEGIES = ("min", "max", "latest")
 # Katib defaults success/failure conditions only for these trial kinds.
 DEFAULTED_TRIAL_KINDS = ("Job", "TFJob", "PyTorchJob", "XGBoostJob", "MPIJob", "TrainJob")
+WARM_START_SETTINGS = ("warm_start_experiments", "warm_start_max_trials")
 KATIB_ONLY_SUGGESTION_FIELDS = (
     "algorithmName",
     "serviceAccountName",
@@ -248,6 +254,7 @@ def webhook_problems(exp: Mapping[str, Any], katib_config: Mapping[str, Any], wh
     setting_names = [s.get("name") for s in algorithm.get("algorithmSettings") or []]
     for dup in sorted({n for n in setting_names if setting_names.count(n) > 1}):
         bad("spec.algorithm.algorithmSettings", f"setting {dup!r} is given more than once")
+    out += _surrogate_settings_problems(algorithm, where)
 
     if spec.get("resumePolicy", "") not in RESUME_POLICIES:
         bad("spec.resumePolicy", f"{spec.get('resumePolicy')!r}; allowed: {', '.join(RESUME_POLICIES[1:])}")
@@ -265,6 +272,33 @@ def webhook_problems(exp: Mapping[str, Any], katib_config: Mapping[str, Any], wh
     if algo_name == "grid":
         out += _grid_problems(parameters, max_trials, where)
     return out
+
+
+def _settings_of(algorithm: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``spec.algorithm.algorithmSettings`` as (name, value) strings, as Katib sends them."""
+    return [(str(s.get("name")), str(s.get("value", ""))) for s in algorithm.get("algorithmSettings") or []]
+
+
+def _surrogate_settings_problems(algorithm: Mapping[str, Any], where: str) -> list[str]:
+    """Our algorithms' settings as the suggestion service parses them (its ValidateAlgorithmSettings
+    would otherwise fail the Experiment at its first suggestion); warm start only on our algorithms."""
+    from suggestion_service.errors import InvalidArgument
+    from suggestion_service.settings import SURROGATES, parse_settings
+
+    name = algorithm.get("algorithmName") or ""
+    settings = _settings_of(algorithm)
+    field = "spec.algorithm.algorithmSettings"
+    if name not in SURROGATES:
+        return [
+            f"{where}: {field}: {setting!r} applies only to {', '.join(SURROGATES)}, not {name!r}"
+            for setting, _ in settings
+            if setting in WARM_START_SETTINGS
+        ]
+    try:
+        parse_settings(name, settings)
+    except InvalidArgument as exc:
+        return [f"{where}: {field}: the suggestion service rejects them: {exc}"]
+    return []
 
 
 def _objective_problems(objective: Mapping[str, Any] | None, where: str) -> list[str]:
@@ -641,6 +675,153 @@ def suggestion_entry_problems(entry: Mapping[str, Any], where: str) -> list[str]
 
 
 # --------------------------------------------------------------------------------------------------
+# Across files: warm-start references, ServiceAccounts and RBAC references
+
+ExperimentIndex = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def experiment_key(exp: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of an Experiment (namespace ``default`` when unset, as kubectl would apply it)."""
+    meta = exp.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def experiment_index(docs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """Every Katib Experiment among ``docs`` by (namespace, name)."""
+    return {
+        experiment_key(d): d
+        for d in docs
+        if d.get("kind") == "Experiment" and d.get("apiVersion") == "kubeflow.org/v1beta1"
+    }
+
+
+def warm_start_refs(exp: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (namespace, name) pairs of ``warm_start_experiments``, bare names resolved to the Experiment's
+    namespace (where Katib runs its suggestion pod). Empty when unset or unparsable (reported elsewhere)."""
+    from suggestion_service.errors import InvalidArgument
+    from suggestion_service.settings import SURROGATES, parse_settings
+
+    algorithm = (exp.get("spec") or {}).get("algorithm") or {}
+    name = algorithm.get("algorithmName") or ""
+    if name not in SURROGATES:
+        return []
+    settings = _settings_of(algorithm)
+    try:
+        parsed = parse_settings(name, settings)
+    except InvalidArgument:
+        return []
+    namespace = experiment_key(exp)[0]
+    return [(ref.namespace or namespace, ref.name) for ref in parsed.warm_start_experiments]
+
+
+def warm_start_problems(exp: Mapping[str, Any], experiments: ExperimentIndex, where: str) -> list[str]:
+    """Each ``warm_start_experiments`` entry names another Experiment of ``experiments`` in the same
+    namespace (the warm-start Role is namespaced), with the same objective metric and direction and at
+    least one parameter name in common (prior trials are matched by parameter name)."""
+    out: list[str] = []
+    field = "spec.algorithm.algorithmSettings[warm_start_experiments]"
+    own = experiment_key(exp)
+    objective = (exp.get("spec") or {}).get("objective") or {}
+    params = {p.get("name") for p in (exp.get("spec") or {}).get("parameters") or []}
+    for ref in warm_start_refs(exp):
+        label = "/".join(ref)
+        if ref == own:
+            out.append(f"{where}: {field}: {label} is this Experiment itself; name an earlier one")
+            continue
+        if ref[0] != own[0]:
+            out.append(
+                f"{where}: {field}: {label} is in namespace {ref[0]!r}, but the warm-start Role "
+                f"(manifests/optional/warm-start) only grants reads in {own[0]!r}; use an Experiment of "
+                f"{own[0]!r} or create the Role in {ref[0]!r} bound to this namespace's ServiceAccount"
+            )
+            continue
+        prior = experiments.get(ref)
+        if prior is None:
+            known = sorted(n for ns, n in experiments if ns == own[0] and (ns, n) != own)
+            out.append(
+                f"{where}: {field}: {label} is not an Experiment of the manifests; known in {own[0]!r}: {known}"
+            )
+            continue
+        theirs = (prior.get("spec") or {}).get("objective") or {}
+        for key in ("objectiveMetricName", "type"):
+            if theirs.get(key) != objective.get(key):
+                out.append(
+                    f"{where}: {field}: {label} has objective {key} {theirs.get(key)!r}, this Experiment "
+                    f"{objective.get(key)!r}; the service rejects a prior with another objective"
+                )
+        shared = params & {p.get("name") for p in (prior.get("spec") or {}).get("parameters") or []}
+        if not shared:
+            out.append(
+                f"{where}: {field}: {label} shares no parameter name with this Experiment "
+                f"{sorted(params, key=str)}; its trials could not be matched"
+            )
+    return out
+
+
+def service_accounts_named(katib_config: Mapping[str, Any]) -> dict[str, str]:
+    """Algorithm name -> the ``serviceAccountName`` its katib-config entry sets (entries without one omitted)."""
+    return {
+        s["algorithmName"]: s["serviceAccountName"]
+        for s in (katib_config.get("runtime") or {}).get("suggestions") or []
+        if s.get("algorithmName") and s.get("serviceAccountName")
+    }
+
+
+def bundle_problems(
+    documents: Iterable[tuple[str, Mapping[str, Any]]], katib_config: Mapping[str, Any]
+) -> list[str]:
+    """Cross-object checks over (where, document) pairs: every Experiment whose algorithm runs under a
+    named ServiceAccount finds it in its namespace (otherwise Katib's suggestion pod is never created),
+    and every RoleBinding refers to a Role and ServiceAccounts of the bundle in its own namespace."""
+    docs = list(documents)
+    accounts = {
+        (
+            str((d.get("metadata") or {}).get("namespace") or "default"),
+            str((d.get("metadata") or {}).get("name")),
+        )
+        for _, d in docs
+        if d.get("kind") == "ServiceAccount"
+    }
+    roles = {
+        (
+            str((d.get("metadata") or {}).get("namespace") or "default"),
+            str((d.get("metadata") or {}).get("name")),
+        )
+        for _, d in docs
+        if d.get("kind") == "Role"
+    }
+    named = service_accounts_named(katib_config)
+    out: list[str] = []
+    for where, doc in docs:
+        kind = doc.get("kind")
+        if kind == "Experiment":
+            namespace, _ = experiment_key(doc)
+            algorithm = ((doc.get("spec") or {}).get("algorithm") or {}).get("algorithmName")
+            account = named.get(algorithm)
+            if account and (namespace, account) not in accounts:
+                out.append(
+                    f"{where}: algorithm {algorithm!r} runs its suggestion pod as ServiceAccount {account!r} "
+                    f"(katib-config), which no manifest creates in namespace {namespace!r}"
+                )
+        elif kind == "RoleBinding":
+            namespace = str((doc.get("metadata") or {}).get("namespace") or "default")
+            ref = doc.get("roleRef") or {}
+            if ref.get("kind") != "Role" or (namespace, str(ref.get("name"))) not in roles:
+                out.append(
+                    f"{where}: roleRef {ref.get('kind')}/{ref.get('name')} is not a Role of the bundle in "
+                    f"namespace {namespace!r}"
+                )
+            for subject in doc.get("subjects") or []:
+                key = (str(subject.get("namespace") or namespace), str(subject.get("name")))
+                if subject.get("kind") != "ServiceAccount" or key not in accounts:
+                    out.append(
+                        f"{where}: subject {subject.get('kind')} {'/'.join(key)} is not a ServiceAccount "
+                        "of the bundle"
+                    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Files
 
 
@@ -659,13 +840,20 @@ def shipped_katib_config(root: Path = MANIFESTS_DIR) -> dict[str, Any]:
     return katib_config_of(cm)
 
 
-def document_problems(doc: Mapping[str, Any], katib_config: Mapping[str, Any], where: str) -> list[str]:
-    """All checks that apply to one parsed document."""
+def document_problems(
+    doc: Mapping[str, Any],
+    katib_config: Mapping[str, Any],
+    where: str,
+    experiments: ExperimentIndex | None = None,
+) -> list[str]:
+    """All checks that apply to one parsed document; ``experiments`` (default: those of the shipped
+    manifests) resolves warm-start references."""
     kind, api_version = doc.get("kind"), doc.get("apiVersion")
     if kind == "Experiment" and api_version == "kubeflow.org/v1beta1":
         return (
             katib_schema_problems(doc, where)
             + webhook_problems(doc, katib_config, where)
+            + warm_start_problems(doc, shipped_experiments() if experiments is None else experiments, where)
             + workload_problems(doc, where)
         )
     out: list[str] = []
@@ -709,7 +897,9 @@ def podmonitor_problems(doc: Mapping[str, Any], where: str) -> list[str]:
     return out
 
 
-def file_problems(path: Path, katib_config: Mapping[str, Any]) -> list[str]:
+def file_problems(
+    path: Path, katib_config: Mapping[str, Any], experiments: ExperimentIndex | None = None
+) -> list[str]:
     """yamllint plus every document check for one file."""
     out = yamllint_problems(path)
     try:
@@ -717,17 +907,46 @@ def file_problems(path: Path, katib_config: Mapping[str, Any]) -> list[str]:
     except ValueError as exc:
         return [*out, str(exc)]
     for i, doc in enumerate(docs):
-        where = f"{path}" + (f" (document {i + 1})" if len(docs) > 1 else "")
-        out += document_problems(doc, katib_config, where)
+        out += document_problems(doc, katib_config, _where(path, i, len(docs)), experiments)
     return out
 
 
+def _where(path: Path, index: int, count: int) -> str:
+    return f"{path}" + (f" (document {index + 1})" if count > 1 else "")
+
+
+def documents(paths: Iterable[Path]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, document) for every document of ``paths`` that parses (parse errors: ``file_problems``)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for path in paths:
+        try:
+            docs = manifest_yaml.load_all(path)
+        except ValueError:
+            continue
+        out += [(_where(path, i, len(docs)), doc) for i, doc in enumerate(docs)]
+    return out
+
+
+@functools.cache
+def shipped_experiments(root: Path = MANIFESTS_DIR) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The Experiments of every manifest under ``root``, by (namespace, name)."""
+    return experiment_index(doc for _, doc in documents(default_paths(root)))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Check the given files (default: all manifests); 0 when clean, 1 with problems listed."""
+    """Check the given files (default: all manifests); 0 when clean, 1 with problems listed.
+
+    The given files are checked in the context of the shipped bundle: warm-start references resolve
+    against its Experiments plus those of the files, and ``bundle_problems`` runs over both.
+    """
     args = sys.argv[1:] if argv is None else argv
     paths = [Path(a) for a in args] or default_paths()
     katib_config = shipped_katib_config()
-    problems = list(itertools.chain.from_iterable(file_problems(p, katib_config) for p in paths))
+    docs = documents(paths)
+    experiments = {**shipped_experiments(), **experiment_index(doc for _, doc in docs)}
+    problems = list(itertools.chain.from_iterable(file_problems(p, katib_config, experiments) for p in paths))
+    context = sorted({*default_paths(), *(p.resolve() for p in paths)})
+    problems += bundle_problems(documents(context), katib_config)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -735,7 +954,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"{len(paths)} manifest file(s) pass yamllint, Kubernetes {' and '.join(K8S_VERSIONS)} strict schemas, "
-        "the Katib v0.19.0 schema and webhook checks"
+        "the Katib v0.19.0 schema, webhook and cross-file checks"
     )
     return 0
 

@@ -10,7 +10,8 @@ stdin. Every ``runtime.suggestions`` entry whose ``algorithmName`` is one of our
 surrogate-gp, surrogate-rf) is replaced by our entry; missing ones are appended; everything else
 (your images, resources, other algorithms, init settings) is kept as it is. Server-managed metadata
 (resourceVersion, uid, managedFields, ...) is dropped so the output can be applied. What changed is
-reported on stderr. Comments inside the live katib-config.yaml are not preserved (it is re-serialised).
+reported on stderr, with the ServiceAccount our entries run as (it must exist in each namespace that
+runs their Experiments). Comments inside the live katib-config.yaml are not preserved (it is re-serialised).
 
 Exit codes: 0 merged, 2 bad input (the message says what is wrong).
 """
@@ -114,6 +115,19 @@ def merge(config: dict[str, Any], entries: list[dict[str, Any]]) -> tuple[dict[s
     return merged, log
 
 
+def service_account_notes(entries: list[dict[str, Any]]) -> list[str]:
+    """One reminder per ServiceAccount our entries run as: it must exist where the Experiments run."""
+    by_account: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.get("serviceAccountName"):
+            by_account.setdefault(str(entry["serviceAccountName"]), []).append(str(entry["algorithmName"]))
+    return [
+        f"{', '.join(algorithms)} run as ServiceAccount {account!r}: create it in every namespace that runs "
+        "their Experiments (manifests/05-suggestion-serviceaccount.yaml), or no suggestion pod starts"
+        for account, algorithms in by_account.items()
+    ]
+
+
 def clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """Metadata without the fields the API server owns."""
     meta = {k: v for k, v in (metadata or {}).items() if k not in SERVER_FIELDS}
@@ -179,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         doc = parse_document(text, source)
         config = katib_config_from(doc, source)
-        merged, log = merge(config, our_entries(args.entries, algorithms))
+        entries = our_entries(args.entries, algorithms)
+        merged, log = merge(config, entries)
     except MergeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -188,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(out_text)
     else:
         Path(args.output).write_text(out_text, encoding="utf-8")
-    for line in log:
+    for line in [*log, *service_account_notes(entries)]:
         print(f"merge-katib-config: {line}", file=sys.stderr)
     return 0
 

@@ -218,8 +218,10 @@ def test_suggestion_entries_match_the_service_cli() -> None:
         args = build_parser().parse_args(entry["args"])
         assert (args.port, args.metrics_port) == (6789, 8000)
         assert [p["containerPort"] for p in entry["ports"]] == [args.metrics_port]
-        env = {e["name"]: e["value"] for e in entry["env"]}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in entry["env"]}
         assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == "1"
+        # bare warm_start_experiments names resolve to the pod's namespace (suggestion_service.priors)
+        assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
         assert entry["resources"]["limits"]["memory"] == "1Gi"
 
 

@@ -46,9 +46,15 @@ def test_one_file_per_task_and_algorithm_in_apply_order() -> None:
     top = sorted(p.name for p in MANIFESTS.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
     experiments = [f"30-experiment-{t}-{a}.yaml" for t in TASKS for a in ALGORITHMS]
     # kubectl apply -f manifests/ takes every .yaml/.yml/.json at the top level, in name order
-    assert top == ["00-namespace.yaml", "10-katib-config.yaml", "20-cache.yaml", *sorted(experiments)]
-    kinds = [load_one(MANIFESTS / name)["kind"] for name in top[:2]]
-    assert kinds == ["Namespace", "ConfigMap"]
+    assert top == [
+        "00-namespace.yaml",
+        "05-suggestion-serviceaccount.yaml",
+        "10-katib-config.yaml",
+        "20-cache.yaml",
+        *sorted(experiments),
+    ]
+    kinds = [load_one(MANIFESTS / name)["kind"] for name in top[:3]]
+    assert kinds == ["Namespace", "ServiceAccount", "ConfigMap"]
     cache_kinds = [d["kind"] for d in yaml.safe_load_all((MANIFESTS / "20-cache.yaml").read_text()) if d]
     assert cache_kinds == ["PersistentVolumeClaim", "PersistentVolumeClaim", "Job"]
 
