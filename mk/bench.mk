@@ -41,3 +41,19 @@ sklearn-tables: $(STAMP) ## regenerate bench/tables/sklearn_*.csv (Katib-shaped 
 
 bench-test: $(BENCH_STAMP) ## tests/bench in .venv-bench, where the peer smoke tests run too (make test skips them)
 	$(BENCH_PY) -m pytest -q -p no:cacheprovider tests/bench
+
+# Tuning study (docs/benchmarks.md, sections optimizers-limits and optimizers-tuning): settings sweep on the
+# grids (dev seeds), holdout seeds, whole-suite cross-check against the full run's peers, limits analysis.
+# Every step resumes from bench/results/{sweep,crosscheck,limits}; delete those files to start over.
+.PHONY: bench-noise bench-tuning
+bench-noise: $(STAMP) ## retrain every tiny-grid configuration with training seeds 1, 2 (~10 min) -> bench/results/limits/noise.csv
+	$(PY) bench/analysis/noise.py --top 24 --seeds 1,2
+
+bench-tuning: $(BENCH_STAMP) ## settings sweep, holdout, whole-suite check (~40 min) -> docs/benchmarks.md (optimizers-limits, -tuning)
+	$(BENCH_PY) bench/analysis/sweep.py run --variants all --seeds 0-39 --tables seed --out bench/results/sweep/dev.csv
+	$(BENCH_PY) bench/analysis/sweep.py run --variants gp,gp-pi,gp-pi-n2,gp-port-eipi,rf,rf-pi --seeds 1000-1029 \
+		--tables all --out bench/results/sweep/holdout.csv
+	$(BENCH_PY) bench/analysis/crosscheck.py --variants gp,gp-port-eipi
+	$(BENCH_PY) bench/analysis/crosscheck.py --variants gp --prefixes cand:,cand-b:,cand-c:
+	$(BENCH_PY) bench/analysis/limits.py --write docs/benchmarks.md
+	$(BENCH_PY) bench/analysis/tuning.py --write docs/benchmarks.md
