@@ -314,7 +314,8 @@ How it works (`bench/optimizers/`, entry `bench/run_optimizers.py`):
   so the order does not depend on the machine) and one more is asked with 3 pending.
 - **Our variants.** `surrogate-gp` and `surrogate-rf` with their defaults; `surrogate-gp-cost` =
   `acquisition: ei_per_cost, cost_metric: train_seconds`; `surrogate-gp-pi` = `acquisition: pi,
-  n_initial_points: 2` (a setting for small grids).
+  n_initial_points: 2` (a variant once thought better on small grids; it did not replicate on fresh
+  seeds, `optimizers-tuning`).
 - **Peers** with their libraries' defaults, given each space the way Katib's own service for that
   algorithm does (discrete lists as categorical choices for hyperopt, scikit-optimize and Optuna; ordinal
   for SMAC3; an integer index for HEBO): `random` (with replacement), `random-noreplace` (Katib `random` in a
