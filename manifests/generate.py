@@ -78,6 +78,13 @@ DDP_TASK = "cifar10"
 DDP_ALGORITHM = "surrogate-gp"
 DDP_GPUS_PER_NODE = 4
 DDP_WORKERS = 1
+# Master + Workers, nprocPerNode each. --batch-size is the global batch under torchrun, so the
+# single-GPU batch_size list is scaled by this: each GPU sees the batch it sees in the 1-GPU Experiment.
+DDP_PROCESSES = DDP_GPUS_PER_NODE * (1 + DDP_WORKERS)
+# After SIGTERM torchrun forwards it to the workers, which all save after the same step; torchrun waits
+# DDP_SHUTDOWN_TIMEOUT s for them, inside the pod's grace period.
+DDP_SHUTDOWN_TIMEOUT = "90"
+DDP_GRACE_SECONDS = 120
 
 # The warm-start variant (manifests/optional/warm-start/): the MRPC surrogate-gp Experiment seeded with
 # the finished trials of the SST-2 random baseline (same search space names, same objective).
@@ -406,6 +413,18 @@ def ddp_experiment(full: dict[str, Any]) -> dict[str, Any]:
     container = _container(pod, "training")
     container["name"] = "pytorch"
     container["command"] = ["torchrun", "-m", *container["command"][2:]]
+    container["env"].append({"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": DDP_SHUTDOWN_TIMEOUT})
+    pod["terminationGracePeriodSeconds"] = DDP_GRACE_SECONDS
+    for param in exp["spec"]["parameters"]:
+        if param["name"] == "batch_size":
+            values = param["feasibleSpace"]["list"]
+            param["feasibleSpace"]["list"] = [str(int(v) * DDP_PROCESSES) for v in values]
+    for trial_param in template["trialParameters"]:
+        if trial_param["reference"] == "batch_size":
+            trial_param["description"] = (
+                f"Global training batch size, split evenly over the {DDP_PROCESSES} processes "
+                f"({1 + DDP_WORKERS} pods x nprocPerNode {DDP_GPUS_PER_NODE})"
+            )
     for key in ("requests", "limits"):
         res = container["resources"][key]
         res["nvidia.com/gpu"] = DDP_GPUS_PER_NODE

@@ -202,3 +202,30 @@ def test_make_manifests_passes_registry_and_tag() -> None:
         in result.stdout
     )
     assert "--storage-class 'nfs'" in result.stdout
+
+
+def test_ddp_variant_scales_the_global_batch_and_leaves_time_to_checkpoint() -> None:
+    """Under torchrun --batch-size is global: each GPU must see the single-GPU Experiment's batch, and
+    torchrun's wait for its workers after SIGTERM must fit inside the pods' grace period."""
+    single = load_one(MANIFESTS / "30-experiment-cifar10-surrogate-gp.yaml")
+    ddp = load_one(MANIFESTS / "optional" / "pytorchjob-cifar10-ddp.yaml")
+    job = ddp["spec"]["trialTemplate"]["trialSpec"]["spec"]
+    replicas = job["pytorchReplicaSpecs"]
+    processes = int(job["nprocPerNode"]) * sum(r["replicas"] for r in replicas.values())
+
+    def batch_sizes(exp: dict) -> list[int]:
+        (param,) = [p for p in exp["spec"]["parameters"] if p["name"] == "batch_size"]
+        return [int(v) for v in param["feasibleSpace"]["list"]]
+
+    assert [b // processes for b in batch_sizes(ddp)] == batch_sizes(single)
+    assert all(b % processes == 0 for b in batch_sizes(ddp))
+    (described,) = [
+        p for p in ddp["spec"]["trialTemplate"]["trialParameters"] if p["reference"] == "batch_size"
+    ]
+    assert "Global" in described["description"] and f"{processes} processes" in described["description"]
+    for name, replica in replicas.items():
+        pod = replica["template"]["spec"]
+        (container,) = [c for c in pod["containers"] if c["name"] == "pytorch"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert int(env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"]) + 20 <= pod["terminationGracePeriodSeconds"], name
+        assert replica["restartPolicy"] == "OnFailure", name
