@@ -130,6 +130,47 @@ def warm_start_refs(definition: ExperimentDef) -> list[tuple[str, str]]:
     return [(ref.namespace or definition.namespace, ref.name) for ref in settings.warm_start_experiments]
 
 
+def _check_stored_prior(
+    d: ExperimentDef,
+    key: tuple[str, str],
+    in_run: ExperimentDef | None,
+    stored: Callable[[str], Experiment | None],
+    store_path: str,
+) -> None:
+    """ClientError unless the prior ``key`` (namespace, name) of ``d``, which is not part of this run, is
+    finished in the store. ``in_run``: an experiment of this run with that name (in another namespace);
+    ``stored``: as for ``order_for_warm_start``."""
+    namespace, ref = key
+    if in_run is not None:
+        raise ClientError(
+            f"{d.name} warm-starts from {namespace}/{ref}, but the experiment {ref} of this run is in "
+            f"namespace {in_run.namespace}: write {in_run.namespace}/{ref} in {WARM_START_SETTING} "
+            "(a bare name means the experiment's own namespace)"
+        )
+    prior = stored(ref)
+    if prior is None:
+        raise ClientError(
+            f"{d.name} warm-starts from {namespace}/{ref}, which is neither in this run nor in "
+            f"{store_path}; run it first (python -m client compare --local --experiment {ref}) or select "
+            "it too"
+        )
+    if prior.namespace != namespace:
+        raise ClientError(
+            f"{d.name} warm-starts from {namespace}/{ref}, which is not in {store_path}: a stored "
+            f"experiment {ref} is in namespace {prior.namespace}; write {prior.namespace}/{ref} in "
+            f"{WARM_START_SETTING} to use it (a bare name means the experiment's own namespace)"
+        )
+    if prior.condition not in FINISHED:
+        done = sum(t.is_terminal for t in prior.trials)
+        total = prior.max_trial_count if prior.max_trial_count is not None else "?"
+        raise ClientError(
+            f"{d.name} warm-starts from {namespace}/{ref}, which has not finished in {store_path} "
+            f"({prior.condition}, {done}/{total} trials done); a prior outside this run must be finished "
+            f"({' or '.join(FINISHED)}): finish it first (python -m client compare --local --experiment "
+            f"{ref}) or select it in this run"
+        )
+
+
 def order_for_warm_start(
     definitions: Sequence[ExperimentDef], stored: Callable[[str], Experiment | None], store_path: str
 ) -> list[ExperimentDef]:
@@ -142,42 +183,34 @@ def order_for_warm_start(
     unfinished prior, a reference to itself, and a cycle.
     """
     by_key = {(d.namespace, d.name): d for d in definitions}
+    names = {d.name: d for d in definitions}
     needs: dict[str, list[str]] = {}
     for d in definitions:
         needs[d.name] = []
         for key in warm_start_refs(d):
-            ref = key[1]
             if key == (d.namespace, d.name):
-                raise ClientError(f"{d.name}: {WARM_START_SETTING} names the experiment itself")
+                raise ClientError(
+                    f"{d.name}: {WARM_START_SETTING} names the experiment itself ({key[0]}/{key[1]}); an "
+                    "experiment can only warm-start from other experiments: finished ones in the store or "
+                    "others of this run"
+                )
             if key in by_key:
                 needs[d.name].append(by_key[key].name)
                 continue
-            prior = stored(ref)
-            if prior is None or prior.namespace != key[0]:
-                also = f" (a stored experiment {ref} is in namespace {prior.namespace})" if prior else ""
-                raise ClientError(
-                    f"{d.name} warm-starts from {key[0]}/{key[1]}, which is neither in this run nor in "
-                    f"{store_path}{also}; run it first (python -m client compare --local --experiment "
-                    f"{ref}) or select it too"
-                )
-            if prior.condition not in FINISHED:
-                done = sum(t.is_terminal for t in prior.trials)
-                total = prior.max_trial_count if prior.max_trial_count is not None else "?"
-                raise ClientError(
-                    f"{d.name} warm-starts from {key[0]}/{key[1]}, which has not finished in {store_path} "
-                    f"({prior.condition}, {done}/{total} trials done); finish it first (python -m client "
-                    f"compare --local --experiment {ref}) or select it in this run"
-                )
+            _check_stored_prior(d, key, names.get(key[1]), stored, store_path)
     ordered: list[ExperimentDef] = []
     state: dict[str, str] = {}
-    names = {d.name: d for d in definitions}
 
     def visit(name: str, path: list[str]) -> None:
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
             cycle = " -> ".join([*path[path.index(name) :], name])
-            raise ClientError(f"warm-start references form a cycle: {cycle}; an experiment cannot use itself")
+            raise ClientError(
+                f"warm-start references form a cycle: {cycle}; an experiment runs after the experiments it "
+                f"warm-starts from, so they cannot refer to each other in a loop: remove one of these "
+                f"{WARM_START_SETTING} references"
+            )
         state[name] = "visiting"
         for prior in needs[name]:
             visit(prior, [*path, name])

@@ -27,7 +27,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Group
@@ -39,6 +39,10 @@ from client.experiments import ExperimentDef
 from client.local_store import LocalStore, StoredTrial
 from client.model import EARLY_STOPPED, MAXIMIZE, SUCCEEDED, Experiment, Trial
 from client.report import fmt_params, fmt_value
+
+if TYPE_CHECKING:
+    from suggestion_service.settings import Settings
+    from suggestion_service.space import SearchSpace
 
 SURROGATE_ALGORITHMS = ("surrogate-gp", "surrogate-rf")
 DEFAULT_TRAIN_FRACTION = 0.5
@@ -166,16 +170,16 @@ def _start_key(trial: Trial) -> tuple[bool, float, str]:
     return (trial.start_time is None, trial.start_time.timestamp() if trial.start_time else 0.0, trial.name)
 
 
-def _settings_for(definition: ExperimentDef, algorithm: str) -> tuple[list[tuple[str, str]], list[str]]:
+def _applicable_settings(
+    definition: ExperimentDef, algorithm: str
+) -> tuple[list[tuple[str, str]], list[str]]:
     """The experiment's algorithm settings that apply to ``algorithm`` (others dropped, with notes)."""
-    from suggestion_service.settings import SETTINGS_DOC
+    from suggestion_service.settings import settings_for
 
-    applies = {
-        name: {a.strip() for a in where.split(" (")[0].split(",")} for name, _, _, _, where, _ in SETTINGS_DOC
-    }
+    applies = set(settings_for(algorithm))
     kept, dropped = [], []
     for name, value in definition.algorithm_settings:
-        if name in _DROPPED_SETTINGS or algorithm not in applies.get(name, set()):
+        if name in _DROPPED_SETTINGS or name not in applies:
             dropped.append(f"{name}={value}")
         else:
             kept.append((name, value))
@@ -232,40 +236,20 @@ def _competition_ranks(goodness: np.ndarray) -> np.ndarray:
     return np.array([1 + int(np.sum(goodness > g)) for g in goodness], dtype=int)
 
 
-def build_report(
-    definition: ExperimentDef,
-    experiment: Experiment,
-    *,
-    algorithm: str | None = None,
-    train_fraction: float | None = None,
-    train_trials: int | None = None,
-    top_k: int = DEFAULT_TOP_K,
-    now: datetime | None = None,
-) -> SurrogateReport:
-    """Fit the surrogate on the experiment's first finished trials and evaluate it on the rest.
-
-    ``algorithm``: surrogate-gp or surrogate-rf (default: the experiment's own if it is one, else
-    surrogate-gp). ``train_fraction`` (default 0.5) or ``train_trials``: how many of the finished trials
-    with an objective value, in start order, the model sees. Raises ClientError for bad arguments and
-    when there are fewer than ``MIN_TRAIN + MIN_HELD_OUT`` usable trials.
-    """
-    from scipy.stats import spearmanr
-
-    from client.local_runner import experiment_proto, suggestions_request
-    from suggestion_service import engine
-    from suggestion_service.bayesopt import _fit_data, make_surrogate
-    from suggestion_service.errors import InvalidArgument
-    from suggestion_service.history import build_history
-    from suggestion_service.settings import parse_settings
-    from suggestion_service.space import SearchSpace
-
-    name = experiment.name
+# --- 1. arguments and the data split ---------------------------------------------------------------------
+def _choose_algorithm(experiment: Experiment, algorithm: str | None) -> str:
+    """The report's model: ``algorithm``, else the experiment's own surrogate, else surrogate-gp."""
     if algorithm is None:
         algorithm = experiment.algorithm if experiment.algorithm in SURROGATE_ALGORITHMS else "surrogate-gp"
     if algorithm not in SURROGATE_ALGORITHMS:
         raise ClientError(
             f"algorithm {algorithm!r} has no surrogate; allowed: {', '.join(SURROGATE_ALGORITHMS)}"
         )
+    return algorithm
+
+
+def _check_split_arguments(train_fraction: float | None, train_trials: int | None, top_k: int) -> None:
+    """ClientError for a split or top-k that can never work, whatever the experiment."""
     if train_fraction is not None and train_trials is not None:
         raise ClientError("give either a train fraction or a number of train trials, not both")
     if train_fraction is not None and not (math.isfinite(train_fraction) and 0 < train_fraction < 1):
@@ -273,7 +257,30 @@ def build_report(
     if top_k < 1:
         raise ClientError(f"top-k must be at least 1, got {top_k}")
 
-    metric = experiment.objective_metric
+
+@dataclass
+class _Split:
+    """An experiment's finished trials in start order, split into the model's training and held-out
+    trials (``usable``: those with a finite objective value; ``window``: the finished trials up to the
+    last training one, i.e. the training trials plus the failed ones that finished among them)."""
+
+    usable: list[Trial]
+    train: list[Trial]
+    held_out: list[Trial]
+    window: list[Trial]
+
+    @property
+    def train_failed(self) -> int:
+        """Finished trials in the training window without a usable value."""
+        return len(self.window) - len(self.train)
+
+
+def _split_trials(
+    experiment: Experiment, train_fraction: float | None, train_trials: int | None, top_k: int
+) -> _Split:
+    """Split the usable trials in start order (``train_trials`` or ``train_fraction`` of them, default
+    half, for the model); ClientError when either side, or the held-out side for ``top_k``, is too small."""
+    name, metric = experiment.name, experiment.objective_metric
     finished = sorted((t for t in experiment.trials if t.is_terminal), key=_start_key)
     usable = [
         t
@@ -302,16 +309,48 @@ def build_report(
         )
     if top_k > n_test:
         raise ClientError(f"--top-k {top_k} is more than the {n_test} held-out trials; use at most {n_test}")
-
-    notes: list[str] = []
     train = usable[:n_train]
-    held_out = usable[n_train:]
     cut = finished.index(train[-1])
-    window = finished[: cut + 1]  # the training trials and the failed ones that finished among them
-    train_failed = len(window) - len(train)
+    return _Split(usable=usable, train=train, held_out=usable[n_train:], window=finished[: cut + 1])
 
-    settings_list, setting_notes = _settings_for(definition, algorithm)
-    notes += setting_notes
+
+# --- 2. the model, fitted as the service fits it ---------------------------------------------------------
+@dataclass
+class _FittedModel:
+    """The surrogate fitted on the training window, with what is needed to use and invert it."""
+
+    space: SearchSpace
+    settings: Settings
+    settings_list: list[tuple[str, str]]
+    request: Any  # the GetSuggestionsRequest Katib would send after the training window
+    model: Any
+    z_obs: np.ndarray  # transformed outputs of the observed training trials
+    loss_obs: np.ndarray  # their losses
+    sign: float  # objective = sign * loss
+
+    def objective_of(self, z: np.ndarray) -> np.ndarray:
+        """Model outputs -> objective units."""
+        return self.sign * _to_objective_units(z, self.z_obs, self.loss_obs, self.settings.output_transform)
+
+    def predict_raw(self, raws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std (transformed loss units) at raw configuration rows."""
+        return self.model.predict(self.space.encode_raw(raws))
+
+
+def _fit_model(
+    definition: ExperimentDef, experiment: Experiment, algorithm: str, split: _Split, top_k: int
+) -> tuple[_FittedModel, list[str]]:
+    """Build the request for the training window and fit ``algorithm``'s model exactly as
+    ``bayesopt.surrogate_search`` does (no priors); returns it and notes on dropped settings."""
+    from client.local_runner import experiment_proto, suggestions_request
+    from suggestion_service.bayesopt import fit_data, make_surrogate
+    from suggestion_service.errors import InvalidArgument
+    from suggestion_service.history import build_history
+    from suggestion_service.settings import parse_settings
+    from suggestion_service.space import SearchSpace
+
+    name = experiment.name
+    settings_list, notes = _applicable_settings(definition, algorithm)
     model_def = _with_algorithm(definition, algorithm, settings_list)
     try:
         space = SearchSpace.from_katib_dict(definition.spec["parameters"])
@@ -320,24 +359,39 @@ def build_report(
         raise ClientError(f"{definition.path or name}: {err}") from None
     max_trials = experiment.max_trial_count or len(experiment.trials)
     proto = experiment_proto(model_def, max_trials, definition.parallel_trial_count)
-    stored = [_as_stored(t, i) for i, t in enumerate(window)]
+    stored = [_as_stored(t, i) for i, t in enumerate(split.window)]
     request = suggestions_request(proto, stored, definition.metric_names, top_k)
-
-    # The model exactly as bayesopt.surrogate_search builds it from this request (no priors).
     history = build_history(space, request.trials, proto.spec.objective, settings.cost_metric)
     if len(history.observed) < MIN_TRAIN:
         raise ClientError(
-            f"only {len(history.observed)} of the {n_train} training trials of {name} fit its search space; "
-            f"the model needs at least {MIN_TRAIN}"
+            f"only {len(history.observed)} of the {len(split.train)} training trials of {name} fit its "
+            f"search space; the model needs at least {MIN_TRAIN}"
         )
-    X_fit, z_fit = _fit_data(space, history, settings, None, 0)
+    X_fit, z_fit = fit_data(space, history, settings, None, 0)
     model = make_surrogate(settings, settings.random_state).fit(X_fit, z_fit)
-    z_obs, loss_obs = z_fit[: len(history.observed)], history.losses()
+    fitted = _FittedModel(
+        space=space,
+        settings=settings,
+        settings_list=settings_list,
+        request=request,
+        model=model,
+        z_obs=z_fit[: len(history.observed)],
+        loss_obs=history.losses(),
+        sign=-1.0 if experiment.objective_type == MAXIMIZE else 1.0,
+    )
+    return fitted, notes
 
-    kept, raws = [], []
+
+# --- 3. held-out predictions and rank metrics ------------------------------------------------------------
+def _predict_held_out(
+    fitted: _FittedModel, held_out: list[Trial], name: str, top_k: int
+) -> tuple[list[Trial], np.ndarray, np.ndarray, list[str]]:
+    """The held-out trials that fit the search space and the model's mean and std for them (transformed
+    loss units); notes name the skipped ones. ClientError when too few are left for ``top_k``."""
+    kept, raws, notes = [], [], []
     for t in held_out:
         try:
-            raws.append(space.raw(t.parameters))
+            raws.append(fitted.space.raw(t.parameters))
             kept.append(t)
         except ValueError as err:
             notes.append(f"held-out trial {t.name} skipped: {err}")
@@ -345,39 +399,68 @@ def build_report(
         raise ClientError(
             f"only {len(kept)} held-out trials of {name} fit its search space; need {MIN_HELD_OUT}"
         )
-    held_out = kept
-    if top_k > len(held_out):
-        raise ClientError(f"--top-k {top_k} is more than the {len(held_out)} held-out trials")
-    mu, sd = model.predict(space.encode_raw(np.vstack(raws)))
-    sign = -1.0 if experiment.objective_type == MAXIMIZE else 1.0  # objective = sign * loss
+    if top_k > len(kept):
+        raise ClientError(f"--top-k {top_k} is more than the {len(kept)} held-out trials")
+    mu, sd = fitted.predict_raw(np.vstack(raws))
+    return kept, mu, sd, notes
 
-    def objective_of(z: np.ndarray) -> np.ndarray:
-        return sign * _to_objective_units(z, z_obs, loss_obs, settings.output_transform)
 
-    predicted = objective_of(mu)
-    ends = np.vstack([objective_of(mu - sd), objective_of(mu + sd)])
-    observed = np.array([t.metrics[metric] for t in held_out])
-    observed_good = -sign * observed  # higher is better
-    predicted_good = -mu  # the model's own order (lower loss is better)
+def _spearman(
+    predicted_good: np.ndarray, observed_good: np.ndarray
+) -> tuple[float | None, float | None, str]:
+    """Spearman rho and its p-value (higher = better on both sides); both None, with a note, when one
+    side is constant."""
+    from scipy.stats import spearmanr
+
     if np.ptp(predicted_good) == 0 or np.ptp(observed_good) == 0:
-        rho = p_value = None
-        notes.append(
-            "Spearman correlation undefined: "
-            + ("the model predicts the same value for every held-out trial" if np.ptp(predicted_good) == 0
-               else "every held-out trial has the same observed value")
-        )  # fmt: skip
-    else:
-        result = spearmanr(predicted_good, observed_good)
-        rho, p_value = float(result.statistic), float(result.pvalue)
-    observed_rank = _competition_ranks(observed_good)
+        why = (
+            "the model predicts the same value for every held-out trial"
+            if np.ptp(predicted_good) == 0
+            else "every held-out trial has the same observed value"
+        )
+        return None, None, f"Spearman correlation undefined: {why}"
+    result = spearmanr(predicted_good, observed_good)
+    return float(result.statistic), float(result.pvalue), ""
+
+
+@dataclass
+class _TopK:
+    """Ranks of the held-out trials (1 = best) and their top-k memberships."""
+
+    observed_rank: np.ndarray  # competition ranks: ties share the better rank
+    predicted_rank: np.ndarray  # the model's order, ties broken by start order
+    in_predicted_top: np.ndarray
+    in_observed_top: np.ndarray  # a tie with the k-th best observed value is in
+
+    @property
+    def hits(self) -> int:
+        """Predicted top-k trials that are in the observed top k."""
+        return int(np.sum(self.in_predicted_top & self.in_observed_top))
+
+
+def _top_k(predicted_good: np.ndarray, observed_good: np.ndarray, top_k: int) -> _TopK:
+    """Rank the held-out trials by the model and by what was observed (higher = better on both sides)."""
     predicted_order = np.argsort(-predicted_good, kind="stable")
-    predicted_rank = np.empty(len(held_out), dtype=int)
-    predicted_rank[predicted_order] = np.arange(1, len(held_out) + 1)
+    predicted_rank = np.empty(len(predicted_good), dtype=int)
+    predicted_rank[predicted_order] = np.arange(1, len(predicted_good) + 1)
     kth_best = np.sort(observed_good)[::-1][top_k - 1]
-    in_pred_top = predicted_rank <= top_k
-    in_obs_top = observed_good >= kth_best
-    hits = int(np.sum(in_pred_top & in_obs_top))
-    rows = [
+    return _TopK(
+        observed_rank=_competition_ranks(observed_good),
+        predicted_rank=predicted_rank,
+        in_predicted_top=predicted_rank <= top_k,
+        in_observed_top=observed_good >= kth_best,
+    )
+
+
+def _held_out_rows(
+    trials: list[Trial],
+    observed: np.ndarray,
+    predicted: np.ndarray,
+    ends: np.ndarray,
+    ranks: _TopK,
+) -> list[HeldOutTrial]:
+    """One row per held-out trial (``ends``: the objective at mean -/+ 1 std, one row each)."""
+    return [
         HeldOutTrial(
             trial=t.name,
             parameters=dict(t.parameters),
@@ -385,23 +468,33 @@ def build_report(
             predicted=float(predicted[i]),
             predicted_low=float(ends[:, i].min()),
             predicted_high=float(ends[:, i].max()),
-            observed_rank=int(observed_rank[i]),
-            predicted_rank=int(predicted_rank[i]),
-            in_predicted_top_k=bool(in_pred_top[i]),
-            in_observed_top_k=bool(in_obs_top[i]),
+            observed_rank=int(ranks.observed_rank[i]),
+            predicted_rank=int(ranks.predicted_rank[i]),
+            in_predicted_top_k=bool(ranks.in_predicted_top[i]),
+            in_observed_top_k=bool(ranks.in_observed_top[i]),
         )
-        for i, t in enumerate(held_out)
+        for i, t in enumerate(trials)
     ]
 
-    # What the service would have asked for next, given exactly the training window.
+
+# --- 4. what the engine would run next -------------------------------------------------------------------
+def _next_suggestions(
+    fitted: _FittedModel, rows: list[HeldOutTrial], name: str, top_k: int
+) -> tuple[list[NextSuggestion], list[str]]:
+    """The real engine's next ``top_k`` configurations given the training window, matched to the
+    held-out trials that ran them; notes for the ones never run and for an exhausted space."""
+    from suggestion_service import engine
+    from suggestion_service.errors import InvalidArgument
+
     try:
-        result = engine.get_suggestions(request)
+        result = engine.get_suggestions(fitted.request)
     except InvalidArgument as err:
         raise ClientError(f"the suggestion engine rejected {name}: {err}") from None
+    space = fitted.space
     by_key = {space.key(r.parameters): r for r in rows}
-    suggestions = []
     next_raws = np.vstack([space.raw(a) for a in result.assignments])
-    next_pred = objective_of(model.predict(space.encode_raw(next_raws))[0])
+    next_pred = fitted.objective_of(fitted.predict_raw(next_raws)[0])
+    suggestions = []
     for i, assignment in enumerate(result.assignments):
         row = by_key.get(space.key(assignment))
         suggestions.append(
@@ -414,6 +507,7 @@ def build_report(
                 observed_rank=row.observed_rank if row else None,
             )
         )
+    notes = []
     not_run = sum(s.trial is None for s in suggestions)
     if not_run:
         notes.append(
@@ -422,7 +516,46 @@ def build_report(
         )
     if result.exhausted:
         notes.append("the search space ran out: some suggestions repeat configurations already tried")
-    best_pred_top = max(observed_good[in_pred_top])
+    return suggestions, notes
+
+
+# --- 5. the report ---------------------------------------------------------------------------------------
+def build_report(
+    definition: ExperimentDef,
+    experiment: Experiment,
+    *,
+    algorithm: str | None = None,
+    train_fraction: float | None = None,
+    train_trials: int | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    now: datetime | None = None,
+) -> SurrogateReport:
+    """Fit the surrogate on the experiment's first finished trials and evaluate it on the rest.
+
+    ``algorithm``: surrogate-gp or surrogate-rf (default: the experiment's own if it is one, else
+    surrogate-gp). ``train_fraction`` (default 0.5) or ``train_trials``: how many of the finished trials
+    with an objective value, in start order, the model sees. Raises ClientError for bad arguments and
+    when there are fewer than ``MIN_TRAIN + MIN_HELD_OUT`` usable trials.
+    """
+    name, metric = experiment.name, experiment.objective_metric
+    algorithm = _choose_algorithm(experiment, algorithm)
+    _check_split_arguments(train_fraction, train_trials, top_k)
+    split = _split_trials(experiment, train_fraction, train_trials, top_k)
+    fitted, notes = _fit_model(definition, experiment, algorithm, split, top_k)
+    held_out, mu, sd, skipped = _predict_held_out(fitted, split.held_out, name, top_k)
+    notes += skipped
+
+    observed = np.array([t.metrics[metric] for t in held_out])
+    observed_good = -fitted.sign * observed  # higher is better
+    predicted_good = -mu  # the model's own order (lower loss is better)
+    rho, p_value, undefined = _spearman(predicted_good, observed_good)
+    notes += [undefined] if undefined else []
+    ranks = _top_k(predicted_good, observed_good, top_k)
+    ends = np.vstack([fitted.objective_of(mu - sd), fitted.objective_of(mu + sd)])
+    rows = _held_out_rows(held_out, observed, fitted.objective_of(mu), ends, ranks)
+
+    suggestions, next_notes = _next_suggestions(fitted, rows, name, top_k)
+    notes += next_notes
     return SurrogateReport(
         experiment=name,
         namespace=experiment.namespace,
@@ -432,19 +565,19 @@ def build_report(
         algorithm=algorithm,
         objective_metric=metric,
         objective_type=experiment.objective_type,
-        settings=dict(settings_list),
+        settings=dict(fitted.settings_list),
         trials_total=len(experiment.trials),
-        trials_usable=len(usable),
-        train_trials=[t.name for t in train],
-        train_failed=train_failed,
+        trials_usable=len(split.usable),
+        train_trials=[t.name for t in split.train],
+        train_failed=split.train_failed,
         held_out=rows,
         top_k=top_k,
         spearman=rho,
         spearman_p=p_value,
-        top_k_hits=hits,
+        top_k_hits=ranks.hits,
         chance_hits=top_k * top_k / len(held_out),
-        best_observed=float(-sign * max(observed_good)),
-        best_of_predicted_top_k=float(-sign * best_pred_top),
+        best_observed=float(-fitted.sign * max(observed_good)),
+        best_of_predicted_top_k=float(-fitted.sign * max(observed_good[ranks.in_predicted_top])),
         suggestions=suggestions,
         generated_at=now or datetime.now().astimezone(),
         notes=notes,

@@ -239,6 +239,17 @@ def settings_table_markdown() -> str:
     return "\n".join(lines)
 
 
+def settings_for(algorithm_name: str) -> tuple[str, ...]:
+    """Names of the settings ``parse_settings`` accepts for ``algorithm_name``, in documentation order.
+
+    Derived from the same table the parser validates against (some of them are further restricted to
+    an acquisition, see ``SETTINGS_DOC``). Raises InvalidArgument for an unknown algorithm name.
+    """
+    if algorithm_name not in ALGORITHMS:
+        raise InvalidArgument(f"unknown algorithm name {algorithm_name!r}; allowed: {', '.join(ALGORITHMS)}")
+    return tuple(s.name for s in _SPECS if algorithm_name in s.applies_to)
+
+
 def parse_settings(algorithm_name: str, settings: Sequence[tuple[str, str]]) -> Settings:
     """Validate an algorithm name and its settings; raises InvalidArgument naming what is wrong."""
     if algorithm_name not in ALGORITHMS:
@@ -249,10 +260,10 @@ def parse_settings(algorithm_name: str, settings: Sequence[tuple[str, str]]) -> 
         if spec is None:
             raise InvalidArgument(
                 f"unknown setting {name!r} for algorithm {algorithm_name!r}; allowed: "
-                + ", ".join(s.name for s in _SPECS if algorithm_name in s.applies_to)
+                + ", ".join(settings_for(algorithm_name))
             )
         if algorithm_name not in spec.applies_to:
-            allowed = ", ".join(s.name for s in _SPECS if algorithm_name in s.applies_to)
+            allowed = ", ".join(settings_for(algorithm_name))
             raise InvalidArgument(
                 f"setting {name!r} does not apply to algorithm {algorithm_name!r} "
                 f"(it applies to {', '.join(spec.applies_to)}); allowed for {algorithm_name}: {allowed}"

@@ -184,21 +184,38 @@ def test_order_errors(tmp_path: Path) -> None:
 
     running = definition(toy_docs()["toy-grid"]).to_model("local")
     running.condition, running.max_trial_count = "Running", 4
-    with pytest.raises(ClientError, match=r"has not finished in runs/x.sqlite \(Running, 0/4 trials done\)"):
+    with pytest.raises(ClientError) as err:
         order_for_warm_start([warm], lambda name: running, "runs/x.sqlite")
+    assert "has not finished in runs/x.sqlite (Running, 0/4 trials done)" in str(err.value)
+    assert "a prior outside this run must be finished (Succeeded or Failed)" in str(err.value)
     elsewhere = definition(toy_docs()["toy-grid"]).to_model("local")
     elsewhere.condition, elsewhere.namespace = SUCCEEDED, "team-b"
-    with pytest.raises(ClientError, match="a stored experiment toy-grid is in namespace team-b"):
+    with pytest.raises(ClientError) as err:
         order_for_warm_start([warm], lambda name: elsewhere, "s")
+    assert "a stored experiment toy-grid is in namespace team-b; write team-b/toy-grid in " in str(err.value)
     finished = definition(toy_docs()["toy-grid"]).to_model("local")
     finished.condition = SUCCEEDED
     assert order_for_warm_start([warm], lambda name: finished, "s") == [warm]
 
-    with pytest.raises(ClientError, match="names the experiment itself"):
+    with pytest.raises(ClientError) as err:
         order_for_warm_start([definition(warm_doc("toy-a", "toy-a"))], _no_store, "s")
+    message = str(err.value)
+    assert "toy-a: warm_start_experiments names the experiment itself (katib-surrogate/toy-a)" in message
+    assert "can only warm-start from other experiments" in message
     a, b = definition(warm_doc("toy-a", "toy-b")), definition(warm_doc("toy-b", f"{NS}/toy-a"))
-    with pytest.raises(ClientError, match="cycle: toy-a -> toy-b -> toy-a"):
+    with pytest.raises(ClientError) as err:
         order_for_warm_start([a, b], _no_store, "s")
+    assert "cycle: toy-a -> toy-b -> toy-a" in str(err.value)
+    assert "remove one of these warm_start_experiments references" in str(err.value)
+    # the prior is part of this run, but in another namespace than the reference says
+    other = copy.deepcopy(toy_docs()["toy-grid"])
+    other["metadata"]["namespace"] = "team-b"
+    with pytest.raises(ClientError) as err:
+        order_for_warm_start([warm, definition(other)], lambda name: finished, "s")
+    assert str(err.value).startswith(
+        "toy-warm warm-starts from katib-surrogate/toy-grid, but the experiment toy-grid of this run is in "
+        "namespace team-b: write team-b/toy-grid in warm_start_experiments"
+    )
     bad = definition(warm_doc("toy-bad", "Not_A_Name"))
     with pytest.raises(
         ClientError, match=r"test.yaml: setting warm_start_experiments='Not_A_Name' is invalid"

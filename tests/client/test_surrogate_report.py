@@ -20,7 +20,7 @@ from client.errors import ClientError
 from client.experiments import ExperimentDef
 from client.local_store import LocalStore
 from client.model import SUCCEEDED, Experiment, Trial
-from client.surrogate_report import build_report
+from client.surrogate_report import build_report, report_markdown, summary_lines
 from tests.client.fake_k8s import FakeKubeAPI, at
 
 NS = "katib-surrogate"
@@ -175,6 +175,33 @@ def test_settings_that_do_not_apply_are_dropped_with_a_note() -> None:
     gp = build_report(d, e, algorithm="surrogate-gp")
     assert gp.settings == {"random_state": "3"}
     assert any("n_trees=16" in n and "warm_start_experiments=other" in n for n in gp.notes)
+
+
+def test_skipped_trials_flat_values_and_unrun_suggestions_are_noted() -> None:
+    # the grid stopped after 15 trials, one of them with a value no longer in the search space
+    rows = grid_rows(seed=4)[:14]
+    rows.insert(10, ({"lr": "0.5", "units": "8"}, 0.7, SUCCEEDED))
+    d, e = experiment(body("syn-edge", GRID_PARAMS), rows)
+    report = build_report(d, e)
+    assert len(report.train_trials) == 7 and len(report.held_out) == 7
+    assert "syn-edge-010" not in [h.trial for h in report.held_out]
+    assert report.notes[0].startswith("held-out trial syn-edge-010 skipped: parameter 'lr': '0.5' is not in")
+    # the engine's next picks were never run (the grid stopped there): no outcome, a note, "not run"
+    assert all(s.trial is None and s.observed is None and s.observed_rank is None for s in report.suggestions)
+    assert report.notes[1] == (
+        "3 of the 3 configurations it would run next were never run by syn-edge after the training trials, "
+        "so their outcome is unknown"
+    )
+    assert report_markdown(report).count("| not run | - |") == 3
+    # every held-out trial has the same value: no correlation; all share rank 1, so every pick is a hit
+    first = [p for p, _, _ in grid_rows(seed=6)[:12]]
+    flat_rows = [(p, 0.8 if i >= 6 else 0.5 + 0.01 * i, SUCCEEDED) for i, p in enumerate(first)]
+    d, e = experiment(body("syn-flat", GRID_PARAMS), flat_rows)
+    flat = build_report(d, e)
+    assert flat.spearman is None and flat.spearman_p is None
+    assert "Spearman correlation undefined: every held-out trial has the same observed value" in flat.notes
+    assert "Spearman rank correlation, predicted vs observed accuracy: undefined" in summary_lines(flat)
+    assert [h.observed_rank for h in flat.held_out] == [1] * 6 and flat.top_k_hits == 3
 
 
 @pytest.mark.parametrize(

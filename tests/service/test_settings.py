@@ -13,6 +13,7 @@ from suggestion_service.settings import (
     SETTINGS_DOC,
     Settings,
     parse_settings,
+    settings_for,
     settings_table_markdown,
 )
 
@@ -87,6 +88,24 @@ def test_bad_settings_name_the_setting(algorithm: str, settings: list, fragments
         parse_settings(algorithm, settings)
     for fragment in fragments:
         assert fragment in str(err.value)
+
+
+def test_settings_for_lists_what_the_parser_accepts() -> None:
+    assert settings_for("grid") == ("random_state",) == settings_for("random")
+    gp, rf = settings_for("surrogate-gp"), settings_for("surrogate-rf")
+    assert gp[:2] == ("random_state", "n_initial_points") and "gp_restarts" in gp and "n_trees" not in gp
+    assert {"n_trees", "forest_kind", "warm_start_experiments"} <= set(rf) and "gp_restarts" not in rf
+    # exactly the settings parse_settings does not reject as "does not apply" for that algorithm
+    for algorithm in ALGORITHMS:
+        for name, *_ in SETTINGS_DOC:
+            try:
+                parse_settings(algorithm, [(name, "x")])
+                message = ""
+            except InvalidArgument as err:
+                message = str(err)
+            assert ("does not apply" in message) == (name not in settings_for(algorithm)), (algorithm, name)
+    with pytest.raises(InvalidArgument, match="unknown algorithm name 'tpe'; allowed: surrogate-gp"):
+        settings_for("tpe")
 
 
 def test_settings_doc_covers_every_setting() -> None:
