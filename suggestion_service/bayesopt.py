@@ -14,6 +14,15 @@ One call proposes ``n`` configurations:
    fixed hyperparameters, and the next pick maximises the acquisition over the unseen candidates.
    Fantasies make a parallel batch diverse instead of N copies of one point. Before the first own
    observation (possible only under warm start) candidates are ranked by the predicted mean instead.
+   The running trials are conditioned on in one refit; each pick after that updates the candidates'
+   posterior by a rank-one step (``Surrogate.fantasy_posterior``), so a pick costs O(n x candidates),
+   not a refit (1000 picks over 500 trials: seconds, not minutes).
+4. *Deadline.* Inside ``batch_deadline(t)`` (the gRPC handler passes its RPC deadline less a margin)
+   a batch still being picked at ``time.monotonic() >= t`` is completed from the candidate pool in its
+   quasi-random order, with the same de-duplication, and a warning is logged: Katib rejects a reply
+   with fewer assignments than asked and would resend the same request after DEADLINE_EXCEEDED, so a
+   complete, partly unmodelled reply in time beats none. Such a reply depends on timing; every other
+   reply is deterministic.
 
 Warm start (``priors``): the prior experiments' trials join the fit data with one indicator column per
 prior experiment (0 for this experiment's rows), whose ARD length scale (GP) or splits (forest) learn
@@ -28,8 +37,12 @@ the model is used from the first call (see docs/service-algorithms.md, "Warm sta
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +51,16 @@ from suggestion_service import acquisition, candidates
 from suggestion_service.history import History
 from suggestion_service.settings import Settings
 from suggestion_service.space import SearchSpace
-from suggestion_service.surrogates import ForestSurrogate, GPSurrogate, Surrogate, transform_outputs
+from suggestion_service.surrogates import (
+    FantasyPosterior,
+    ForestSurrogate,
+    GPSurrogate,
+    Surrogate,
+    transform_outputs,
+)
 from suggestion_service.warm_start import PriorData
+
+logger = logging.getLogger(__name__)
 
 _REFINE_TOP = 8
 _REFINE_INCUMBENTS = 3
@@ -48,6 +69,25 @@ _SHORTLIST = 256
 #: Automatic design size when enough prior points are available (see ``initial_points``); chosen with
 #: bench/warm_start.py (docs/benchmarks.md, section warm-start).
 WARM_INITIAL_POINTS = 0
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("batch_deadline", default=None)
+
+
+@contextlib.contextmanager
+def batch_deadline(deadline: float | None) -> Iterator[None]:
+    """Within this block ``surrogate_search`` stops choosing picks by the model once ``time.monotonic()``
+    reaches ``deadline`` and completes the batch from the candidate pool (see the module docstring);
+    None = no deadline."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _past_deadline() -> bool:
+    deadline = _deadline.get()
+    return deadline is not None and time.monotonic() >= deadline
 
 
 @dataclass
@@ -160,10 +200,6 @@ def fit_data(
     return np.vstack(X_parts), np.concatenate(y_parts)
 
 
-#: The name client/surrogate_report.py imported before ``fit_data`` was public.
-_fit_data = fit_data
-
-
 def surrogate_search(
     space: SearchSpace,
     history: History,
@@ -212,13 +248,10 @@ def surrogate_search(
     # region first (expected improvement over a predicted incumbent would chase the prior's gaps instead).
     exploit = not n_obs
 
-    def fantasy(current: Surrogate, X_new: np.ndarray) -> np.ndarray:
-        if settings.batch_strategy == "constant_liar":
-            return np.full(len(X_new), float(np.mean(y_fit)))
-        return current.predict(X_new)[0]
+    lie = float(np.mean(y_fit)) if settings.batch_strategy == "constant_liar" else None
 
-    def acquire(current: Surrogate, X: np.ndarray, log_cost: np.ndarray | None) -> np.ndarray:
-        mu, sd = current.predict(X)  # reads ``best`` at call time
+    def score(mu: np.ndarray, sd: np.ndarray, log_cost: np.ndarray | None) -> np.ndarray:
+        # reads ``best`` at call time
         if exploit:
             return -mu
         return acquisition.score(
@@ -232,22 +265,20 @@ def surrogate_search(
             cost_exponent=settings.cost_exponent,
         )
 
-    def condition(fant_X: list[np.ndarray], fant_y: list[np.ndarray]) -> Surrogate:
-        nonlocal fit_seconds
-        t1 = time.perf_counter()
-        out = model.conditioned(np.vstack([X_fit, *fant_X]), np.concatenate([y_fit, *fant_y]))
-        fit_seconds += time.perf_counter() - t1
-        return out
+    def acquire(current: Surrogate, X: np.ndarray, log_cost: np.ndarray | None) -> np.ndarray:
+        return score(*current.predict(X), log_cost)
 
-    # Running trials and this reply's design picks are fantasised before the first model pick.
-    fant_X: list[np.ndarray] = []
-    fant_y: list[np.ndarray] = []
+    # Running trials and this reply's design picks are fantasised (all at once, by the fitted model) and
+    # conditioned on in one refit before the first model pick.
+    current = model
     earlier = [r for r in history.pending_raw] + picks
     if earlier:
-        fant_X.append(encode(np.vstack(earlier)))
-        fant_y.append(fantasy(model, fant_X[0]))
-    current = condition(fant_X, fant_y) if fant_X else model
-    best = min([best, *[float(v.min()) for v in fant_y]])  # a believed fantasy is an incumbent too
+        t1 = time.perf_counter()
+        X_earlier = encode(np.vstack(earlier))
+        y_earlier = model.predict(X_earlier)[0] if lie is None else np.full(len(X_earlier), lie)
+        current = model.conditioned(np.vstack([X_fit, X_earlier]), np.concatenate([y_fit, y_earlier]))
+        fit_seconds += time.perf_counter() - t1
+        best = min(best, float(y_earlier.min()))  # a believed fantasy is an incumbent too
 
     log_cost = (
         _cost_log_predictions(history, space.encode_raw(pool), seed)
@@ -279,14 +310,25 @@ def surrogate_search(
                 log_cost = np.concatenate([log_cost, local_cost])
 
     # The first pick maximises over every candidate; later picks re-score a shortlist of the best
-    # candidates under the model conditioned on the fantasised earlier picks.
+    # candidates under the posterior updated with the fantasised earlier picks.
     shortlist = np.argsort(-acq, kind="stable")[: max(_SHORTLIST, 4 * remaining)]
     available = np.ones(len(pool), dtype=bool)
     # Pool rows are raw values; a pick is canonicalised (continuous doubles rounded to the strings Katib
     # gets), so two rows can become one assignment: every pick is checked against everything tried and
     # every earlier pick, in any space, and a clash moves on to the next-best row.
     taken_keys = seen | {space.raw_key(r) for r in picks}
+    posterior: FantasyPosterior | None = None
     for step in range(remaining):
+        if step and _past_deadline():
+            rest = _fill_from_pool(space, pool, available, taken_keys, remaining - step)
+            logger.warning(
+                "batch of %d: deadline reached after %d model picks; %d finished from the candidate pool",
+                n,
+                len(picks),
+                len(rest),
+            )
+            picks.extend(rest)
+            break
         raw = None
         while raw is None and available.any():
             if step == 0:
@@ -297,7 +339,7 @@ def surrogate_search(
                 if len(idx) == 0:  # shortlist used up by clashes: score what is left of the pool
                     idx = np.flatnonzero(available)
                 cost = None if log_cost is None else log_cost[idx]
-                j = int(idx[int(np.argmax(acquire(current, X_pool[idx], cost)))])
+                j = int(idx[int(np.argmax(score(*posterior.predict_candidates(idx), cost)))])  # type: ignore[union-attr]
             available[j] = False
             candidate = space.canonical(pool[j])
             key = space.raw_key(candidate)
@@ -308,9 +350,27 @@ def surrogate_search(
             break
         picks.append(raw)
         if step + 1 < remaining:
-            x = encode(raw[None, :])
-            fant_X.append(x)
-            fant_y.append(fantasy(current, x))
-            best = min(best, float(fant_y[-1].min()))
-            current = condition(fant_X, fant_y)
+            t1 = time.perf_counter()
+            if posterior is None:
+                posterior = current.fantasy_posterior(X_pool, capacity=remaining - step - 1)
+            best = min(best, posterior.add(encode(raw[None, :])[0], lie))
+            fit_seconds += time.perf_counter() - t1
     return Picks(picks, fit_seconds=fit_seconds)
+
+
+def _fill_from_pool(
+    space: SearchSpace, pool: np.ndarray, available: np.ndarray, taken_keys: set[tuple], k: int
+) -> list[np.ndarray]:
+    """Up to ``k`` canonical rows of the unused ``pool`` rows in pool order (scrambled Sobol or a
+    shuffled enumeration, then local candidates), skipping assignments in ``taken_keys`` (updated)."""
+    out: list[np.ndarray] = []
+    for j in np.flatnonzero(available):
+        if len(out) == k:
+            break
+        available[j] = False
+        candidate = space.canonical(pool[j])
+        key = space.raw_key(candidate)
+        if key not in taken_keys:
+            taken_keys.add(key)
+            out.append(candidate)
+    return out

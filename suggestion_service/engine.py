@@ -5,7 +5,7 @@
 ``InvalidArgument`` for anything Katib sent that cannot be served. No state is kept between calls:
 the history comes from ``request.trials`` and every random choice is seeded from the experiment
 name, the algorithm settings and the history content, so a repeated (or retried, or restarted)
-request gets the same reply.
+request gets the same reply -- unless a surrogate batch ran into the deadline of ``using_deadline``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from suggestion_service import bayesopt
 from suggestion_service.algorithms import check_grid, propose
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.history import History, build_history
@@ -131,6 +132,14 @@ def using_warm_start(warm_start: WarmStart) -> Iterator[None]:
         yield
     finally:
         _current_warm_start.reset(token)
+
+
+def using_deadline(deadline: float | None) -> contextlib.AbstractContextManager[None]:
+    """Within this block, ``get_suggestions`` completes a surrogate batch still being picked at
+    ``deadline`` (a ``time.monotonic()`` value; None = none) from the quasi-random candidate pool, so
+    the reply is whole and in time (see ``bayesopt.batch_deadline``; the server passes its RPC deadline
+    less a margin)."""
+    return bayesopt.batch_deadline(deadline)
 
 
 def _warm(warm_start: WarmStart | None) -> WarmStart:

@@ -17,11 +17,17 @@ Status codes follow what Katib's controller does with them (see docs/service.md)
 
 Bytes that do not decode as the RPC's request message get INVALID_ARGUMENT too (gRPC's own
 deserializer would answer INTERNAL and log a traceback): see :func:`_lenient`.
+
+``GetSuggestions`` passes the client's deadline (Katib: a fixed 60 s) to the engine, less
+:func:`reply_margin`: a surrogate batch still being picked then is completed from the candidate pool
+and answered in time. Katib rejects a reply with fewer assignments than requested, and on
+DEADLINE_EXCEEDED it resends the same request, which would run out of time again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +55,8 @@ HEALTH_SERVICE_NAMES = ("", "manager.v1beta1.Suggestion", "api.v1.beta1.Suggesti
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_RPCS = 32
 DEFAULT_WORKERS = 4
+#: Time kept back from the client's deadline for completing the batch, the reply and the network.
+REPLY_MARGIN_S = 5.0
 
 _T = TypeVar("_T")
 _SERVICE_NAME = "api.v1.beta1.Suggestion"
@@ -111,7 +119,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         self.metrics.history_size.labels(_label(algorithm)).observe(len(request.trials))
 
         def work() -> api_pb2.GetSuggestionsReply:
-            with engine.using_warm_start(self.warm_start):
+            with engine.using_warm_start(self.warm_start), engine.using_deadline(work_deadline(context)):
                 result = engine.get_suggestions(request)
             self.metrics.fit_seconds.labels(_label(algorithm)).observe(result.fit_seconds)
             self.metrics.assignments.labels(_label(algorithm)).inc(len(result.assignments))
@@ -197,6 +205,21 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             log.info("%s %s code=%s ms=%.1f", rpc, fields, code.name, elapsed * 1000)
         context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def reply_margin(remaining: float) -> float:
+    """Seconds kept back from ``remaining`` (the RPC's time left): ``REPLY_MARGIN_S``, or a tenth of a
+    short deadline (5 s of Katib's 60 s)."""
+    return min(REPLY_MARGIN_S, 0.1 * remaining)
+
+
+def work_deadline(context: grpc.ServicerContext) -> float | None:
+    """The ``time.monotonic()`` by which the engine should have its answer: the client's deadline less
+    ``reply_margin``; None when the client set no deadline."""
+    remaining = context.time_remaining()
+    if remaining is None or not math.isfinite(remaining) or remaining > 1e8:  # no deadline set
+        return None
+    return time.monotonic() + max(0.0, remaining - reply_margin(remaining))
 
 
 def describe_source(source: PriorSource) -> str:
