@@ -503,13 +503,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_surrogate_report(args: argparse.Namespace, console: Console) -> int:
     """Evaluate the surrogate on one experiment's trials; print the report, write the files."""
-    from client.surrogate_report import (
-        build_report,
-        load_cluster,
-        load_local,
-        report_renderable,
-        write_report,
-    )
+    from client.surrogate_render import report_renderable, write_report
+    from client.surrogate_report import build_report, load_cluster, load_local
 
     if args.local:
         definition, experiment = load_local(args.store, args.experiment)

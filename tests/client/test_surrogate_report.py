@@ -20,7 +20,8 @@ from client.errors import ClientError
 from client.experiments import ExperimentDef
 from client.local_store import LocalStore
 from client.model import SUCCEEDED, Experiment, Trial
-from client.surrogate_report import build_report, report_markdown, summary_lines
+from client.surrogate_render import report_markdown, summary_lines
+from client.surrogate_report import build_report
 from tests.client.fake_k8s import FakeKubeAPI, at
 
 NS = "katib-surrogate"
