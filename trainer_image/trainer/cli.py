@@ -141,10 +141,13 @@ def _add_warm_cache(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from trainer.bench_args import COMPILE_MODES, int_list
+
     bench = sub.add_parser(
         "bench",
         help="training throughput (samples/s, model FLOP utilisation) on synthetic batches",
-        description="Measure BERT-base (seq 128) and ResNet-50 training throughput on this device.",
+        description="Measure BERT-base (seq 128) and ResNet-50 training throughput on this device: "
+        "optionally over several batch sizes, compiled, and profiled.",
     )
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     bench.add_argument("--shapes", type=csv_choices(("tiny", "full")), default=["tiny", "full"])
@@ -155,16 +158,60 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--warmup", type=int_range(0, 1000), default=None, help="untimed steps (default 1 CPU, 10 GPU)"
     )
-    bench.add_argument(
-        "--batch-size", type=int_range(1, 4096), default=None, help="default 8 CPU; 64/256 GPU"
+    batch = bench.add_mutually_exclusive_group()
+    batch.add_argument(
+        "--batch-size",
+        type=int_range(1, 4096),
+        default=None,
+        help="one batch size for every model (default: CPU 8 full, 32 tiny; GPU 128 BERT, 256 ResNet)",
     )
-    bench.add_argument("--compile", action="store_true", help="torch.compile the models")
+    batch.add_argument(
+        "--batch-sizes",
+        type=int_list(1, 4096),
+        default=None,
+        help="comma-separated sweep, e.g. 64,128,256: each model at each size; "
+        "a size that runs out of memory is an OOM row, the sweep goes on",
+    )
+    bench.add_argument("--compile", action="store_true", help="torch.compile the models (mode default)")
+    bench.add_argument(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        default=None,
+        help="torch.compile mode (implies --compile); recorded in the results",
+    )
+    bench.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="profile a few more steps per configuration with torch.profiler: a gzipped Chrome trace each, "
+        "and the top kernels/ops in DIR/profile.md and DIR/profile.json (merged across runs)",
+    )
+    bench.add_argument(
+        "--profile-batch-sizes",
+        type=int_list(1, 4096),
+        default=None,
+        help="profile only these batch sizes of the sweep (default: all)",
+    )
+    bench.add_argument(
+        "--profile-steps", type=int_range(1, 100), default=3, help="profiled steps per configuration"
+    )
+    bench.add_argument("--profile-top", type=int_range(1, 500), default=15, help="rows in each top-N table")
     bench.add_argument(
         "--write", default=None, help="Markdown file whose trainer-throughput section is replaced"
     )
-    bench.add_argument("--json", default=None, help="also write the raw results here")
+    bench.add_argument(
+        "--json", default=None, help="also write the raw results here (rewritten after each measurement)"
+    )
     bench.add_argument(
         "--include", action="append", default=None, help="JSON results of an earlier run to add to the table"
+    )
+    bench.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: merge the --include results into one table (and --json/--write)",
+    )
+    bench.add_argument(
+        "--command-label", default=None, help="command shown above the table (default: this command line)"
     )
 
 
