@@ -24,6 +24,7 @@ timeouts, connection errors and unreadable answers -> ``PriorUnavailable``.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import ssl
@@ -60,14 +61,32 @@ MAX_PAGES = 200
 SOURCE_CHOICES = ("auto", "kubernetes", "none")
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a malformed field is read as absent)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    """The JSON objects of a JSON list (anything else, or a malformed field: none)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _explicit_strategies(objective: Mapping[str, Any], default: str) -> dict[str, str]:
+    """Metric -> strategy for the entries of ``objective.metricStrategies`` (an empty value: ``default``)."""
+    return {
+        str(item["name"]): str(item.get("value") or default)
+        for item in _items(objective.get("metricStrategies"))
+        if item.get("name")
+    }
+
+
 def _strategies(objective: Mapping[str, Any]) -> dict[str, str]:
     """Metric -> min|max|latest, defaulted as Katib does (max when maximizing, min when minimizing)."""
     default = "max" if str(objective.get("type", "")).lower() == "maximize" else "min"
-    names = [objective.get("objectiveMetricName"), *(objective.get("additionalMetricNames") or [])]
-    out = {str(n): default for n in names if n}
-    for item in objective.get("metricStrategies") or []:
-        if isinstance(item, Mapping) and item.get("name"):
-            out[str(item["name"])] = str(item.get("value") or default)
+    additional = objective.get("additionalMetricNames")
+    names = [objective.get("objectiveMetricName"), *(additional if isinstance(additional, list) else [])]
+    out = {str(n): default for n in names if n and isinstance(n, str)}
+    out.update(_explicit_strategies(objective, default))
     return out
 
 
@@ -85,41 +104,51 @@ def pick_metric(metric: Mapping[str, Any], strategy: str) -> str:
 def _condition(status: Mapping[str, Any]) -> str:
     """The trial's current condition: the last condition whose status is "True" ("" if none)."""
     current = ""
-    conditions = status.get("conditions")
-    for cond in conditions if isinstance(conditions, list) else []:
-        if isinstance(cond, Mapping) and str(cond.get("status", "")).lower() == "true" and cond.get("type"):
+    for cond in _items(status.get("conditions")):
+        if str(cond.get("status", "")).lower() == "true" and cond.get("type"):
             current = str(cond["type"])
     return current
 
 
 def trial_from_object(obj: Mapping[str, Any], strategies: Mapping[str, str]) -> PriorTrial:
     """A Katib Trial object -> PriorTrial (metric values picked with ``strategies``; the trial's own
-    ``spec.objective.metricStrategies`` win where present, as they are the ones Katib applied)."""
-    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
-    status = obj.get("status") if isinstance(obj.get("status"), Mapping) else {}
-    picked = dict(strategies)
-    if isinstance(spec.get("objective"), Mapping):
-        picked.update(_strategies(spec["objective"]))
+    ``spec.objective.metricStrategies`` win where present, as they are the ones Katib applied).
+    Malformed fields (a list that is not one, a name that is not a string) are read as absent."""
+    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
+    # Only the trial's explicit, non-empty strategies: a default derived from a trial objective without
+    # ``type`` would be "min" even when the experiment maximizes.
+    explicit = _explicit_strategies(_mapping(spec.get("objective")), "")
+    picked = {**strategies, **{name: value for name, value in explicit.items() if value}}
     assignment = {
-        str(p.get("name")): str(p.get("value"))
-        for p in spec.get("parameterAssignments") or []
-        if isinstance(p, Mapping) and p.get("name") is not None
+        p["name"]: str(p.get("value"))
+        for p in _items(spec.get("parameterAssignments"))
+        if isinstance(p.get("name"), str)
     }
-    observation = status.get("observation") if isinstance(status.get("observation"), Mapping) else {}
     metrics = {
-        str(m["name"]): pick_metric(m, picked.get(str(m["name"]), "latest"))
-        for m in observation.get("metrics") or []
-        if isinstance(m, Mapping) and m.get("name")
+        m["name"]: pick_metric(m, picked.get(m["name"], "latest"))
+        for m in _items(_mapping(status.get("observation")).get("metrics"))
+        if isinstance(m.get("name"), str) and m["name"]
     }
     return PriorTrial(assignment=assignment, metrics=metrics, succeeded=_condition(status) == "Succeeded")
+
+
+#: What reading or decoding an answer can raise besides ``urllib.error.URLError``: socket errors and
+#: timeouts (OSError), a broken answer (``http.client.HTTPException``: bad status line, truncated
+#: body), undecodable JSON (ValueError) and JSON nested too deep for the decoder (RecursionError).
+_UNREADABLE = (OSError, http.client.HTTPException, ValueError, RecursionError)
 
 
 def _status_body(err: urllib.error.HTTPError) -> dict[str, Any]:
     try:
         body = json.loads(err.read() or b"{}")
-    except (ValueError, OSError):
+    except _UNREADABLE:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _usable_token(text: str) -> bool:
+    """A bearer token is printable ASCII without spaces (anything else cannot go in an HTTP header)."""
+    return text.isascii() and text.isprintable() and " " not in text
 
 
 class KubernetesPriorSource:
@@ -180,11 +209,17 @@ class KubernetesPriorSource:
     def _bearer(self) -> str | None:
         if self.token_file is not None:
             try:
-                return self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
+                token = self.token_file.read_text(encoding="utf-8").strip()
+            except (OSError, ValueError) as exc:
                 raise PriorUnavailable(
                     f"cannot read the service account token {self.token_file}: {exc}"
                 ) from None
+            if not _usable_token(token):
+                raise PriorUnavailable(
+                    f"the service account token {self.token_file} is not a bearer token "
+                    "(expected one line of printable ASCII)"
+                )
+            return token
         return self.token
 
     def _get(self, path: str, query: Mapping[str, str], what: str, deadline: float) -> dict[str, Any]:
@@ -207,14 +242,19 @@ class KubernetesPriorSource:
                 if err.code == 401 and attempt == 1 and self.token_file is not None:
                     continue  # the token may just have rotated: read it again once
                 raise self._http_error(err, what) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise PriorUnavailable(
                     f"cannot reach the Kubernetes API at {self.api_url} ({what}): {reason}"
                 ) from None
+            except http.client.HTTPException as exc:  # not HTTP, or cut short: a broken answer
+                raise PriorUnavailable(
+                    f"the Kubernetes API at {self.api_url} sent a broken answer ({what}): "
+                    f"{type(exc).__name__}: {exc!r}"
+                ) from None
             try:
                 body = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise PriorUnavailable(f"the Kubernetes API answered {what} with invalid JSON") from None
             if not isinstance(body, dict):
                 raise PriorUnavailable(f"the Kubernetes API answered {what} with a non-object")
@@ -253,8 +293,7 @@ class KubernetesPriorSource:
             f"experiment {ref}",
             deadline,
         )
-        spec = experiment.get("spec") if isinstance(experiment.get("spec"), Mapping) else {}
-        objective = spec.get("objective") if isinstance(spec.get("objective"), Mapping) else {}
+        objective = _mapping(_mapping(experiment.get("spec")).get("objective"))
         metric = str(objective.get("objectiveMetricName") or "")
         direction = str(objective.get("type") or "").lower()
         if not metric or direction not in ("maximize", "minimize"):
@@ -275,8 +314,7 @@ class KubernetesPriorSource:
                     f"the Kubernetes API answered the trials of {ref} without an item list"
                 )
             trials.extend(trial_from_object(item, strategies) for item in items if isinstance(item, Mapping))
-            meta = page.get("metadata") if isinstance(page.get("metadata"), Mapping) else {}
-            token = str(meta.get("continue") or "")
+            token = str(_mapping(page.get("metadata")).get("continue") or "")
             if not token:
                 break
             query = {**query, "continue": token}

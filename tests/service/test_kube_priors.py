@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from suggestion_service.kube_priors import KubernetesPriorSource, make_prior_source, pick_metric
+from suggestion_service.errors import Unavailable
+from suggestion_service.kube_priors import (
+    KubernetesPriorSource,
+    make_prior_source,
+    pick_metric,
+    trial_from_object,
+)
 from suggestion_service.priors import (
     NoPriorSource,
     PriorError,
@@ -16,6 +23,7 @@ from suggestion_service.priors import (
     PriorNotFound,
     PriorUnavailable,
 )
+from suggestion_service.warm_start import WarmStart
 from tests.client.fake_k8s import FakeKubeAPI
 
 NS = "katib-surrogate"
@@ -203,3 +211,126 @@ def test_in_cluster_and_auto_configuration(tmp_path: Path) -> None:
         make_prior_source("k8s")
     with pytest.raises(ValueError, match="invalid Kubernetes API URL"):
         KubernetesPriorSource("ftp://x")
+
+
+# ---- malformed answers and tokens: always a PriorError, never an uncaught exception (-> INTERNAL) ------
+
+
+class RawHTTP:
+    """A loopback server that answers every connection with the same raw bytes (a broken proxy or API
+    server: not necessarily valid HTTP)."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.payload)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+_JSON = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"HELLO\r\n\r\n",  # not an HTTP status line
+        _JSON + b'Content-Length: 100\r\n\r\n{"kind":',  # connection closed mid-body
+        b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\n{",  # error answer cut short
+        _JSON + b"Content-Length: 2\r\n\r\n\xff\xfe",  # not UTF-8
+        _JSON + b"Content-Length: 100000\r\n\r\n" + b"[" * 100000,  # nested too deep to decode
+    ],
+    ids=["bad-status-line", "truncated-body", "truncated-error", "not-utf8", "deep-json"],
+)
+def test_unreadable_answers_are_unavailable(payload: bytes) -> None:
+    server = RawHTTP(payload)
+    try:
+        with pytest.raises(PriorUnavailable, match=f"experiment {NS}/x"):
+            KubernetesPriorSource(server.url, token="t", timeout_s=5).fetch(NS, "x")
+    finally:
+        server.close()
+
+
+def test_unreadable_answer_is_unavailable_through_warm_start() -> None:
+    server = RawHTTP(b"HELLO\r\n\r\n")
+    try:
+        ws = WarmStart(KubernetesPriorSource(server.url, token="t", timeout_s=5), namespace=NS)
+        with pytest.raises(Unavailable, match="will be retried"):
+            ws.fetch(NS, "x")
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [b"\xff\xfe-not-utf8", b"line-one\nline-two", "t\u2603ken".encode()],
+    ids=["not-utf8", "two-lines", "not-latin1"],
+)
+def test_a_token_file_that_holds_no_usable_token_is_unavailable(
+    fake: FakeKubeAPI, tmp_path: Path, token
+) -> None:
+    load_sst2(fake)
+    path = tmp_path / "token"
+    path.write_bytes(token)
+    with pytest.raises(PriorUnavailable, match="service account token"):
+        KubernetesPriorSource(fake.url, token_file=path).fetch(NS, "sst2-random")
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"spec": {"parameterAssignments": 5}},
+        {"spec": {"parameterAssignments": "x=1"}},
+        {"status": {"observation": {"metrics": 3}}},
+        {"status": {"observation": 3, "conditions": {"type": "Succeeded"}}},
+        {"spec": {"objective": {"metricStrategies": 7}}},
+        {"spec": {"objective": {"additionalMetricNames": 1}}},
+        {"spec": {"objective": {"metricStrategies": [{"name": "accuracy", "value": 3}]}}},
+        {"spec": 1, "status": "Succeeded"},
+    ],
+)
+def test_malformed_trial_objects_are_read_without_crashing(obj: dict) -> None:
+    trial = trial_from_object(obj, {"accuracy": "max"})
+    assert not trial.succeeded and trial.assignment == {} and trial.metrics == {}
+
+
+def test_malformed_trials_and_objective_from_the_api_do_not_crash(fake: FakeKubeAPI) -> None:
+    fake.put(
+        "experiments",
+        experiment_object("e", {**OBJECTIVE, "additionalMetricNames": 1, "metricStrategies": 7}),
+    )
+    fake.add_trial(NS, "e", "e-0", {"x": "1"}, "Succeeded", metrics={"accuracy": ("0.1", "0.9", "0.5")})
+    bad = fake.add_trial(NS, "e", "e-1", {"x": "2"}, "Succeeded", metrics={"accuracy": ("0.1", "0.9", "0.5")})
+    bad["spec"]["parameterAssignments"] = 5
+    fake.put("trials", bad)
+    trials = sorted(source(fake).fetch(NS, "e").trials, key=lambda t: len(t.assignment))
+    assert [t.assignment for t in trials] == [{}, {"x": "1"}]
+    assert trials[1].metrics == {"accuracy": "0.9"}  # maximize: max by default
+
+
+def test_a_trial_objective_without_a_type_keeps_the_experiments_strategies() -> None:
+    obj = {
+        "spec": {"objective": {"objectiveMetricName": "accuracy"}},
+        "status": {
+            "observation": {"metrics": [{"name": "accuracy", "min": "0.1", "max": "0.9", "latest": "0.5"}]}
+        },
+    }
+    assert trial_from_object(obj, {"accuracy": "max"}).metrics == {"accuracy": "0.9"}
