@@ -188,3 +188,25 @@ def test_killed_job_resumes_from_the_last_checkpoint(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert report["status"] == "completed"
     assert [e["epoch"] for e in report["epochs"]] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_mid_epoch_with_loader_workers_saves_and_resumes(tmp_path: Path) -> None:
+    # rank 0 signals torchrun itself at a known step, while every rank's DataLoader worker is running
+    args = trial_args("sst2", tmp_path, "--num-workers", "1", epochs=3, batch=16)
+    proc = subprocess.run(
+        torchrun_command(args, module="tests.trainer.ddp_sigterm_worker"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=child_env(SIGTERM_LAUNCHER_AT="1:2"),
+        cwd=REPO,
+    )
+    err = proc.stderr
+    assert proc.returncode != 0, err[-3000:]
+    assert "exited unexpectedly" not in err and "killed by signal" not in err, err[-3000:]
+    assert err.count("trainer: error: received SIGTERM: saved checkpoint at epoch 2 step") == 1, err[-3000:]
+    assert epochs_printed(proc.stdout) == [1]
+    rerun = torchrun(args)
+    assert rerun.code == 0, rerun.err[-3000:]
+    assert "continuing at epoch 2 step" in rerun.err and epochs_printed(rerun.out) == [2, 3]

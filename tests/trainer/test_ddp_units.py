@@ -11,6 +11,7 @@ from trainer.config import RunConfig
 from trainer.data import EpochBatchSampler, eval_shard, global_batch_at, steps_per_epoch
 from trainer.distributed import Dist, DistEnv, LaunchError, dist_env, shard_bounds
 from trainer.engine import _oom_error
+from trainer.errors import TrainerError
 from trainer.parallel import check_batch_split, default_num_workers
 from trainer.vision_task import random_crop_flip
 
@@ -40,6 +41,7 @@ def test_single_process_environment_needs_nothing() -> None:
         ({"RANK": "4"}, "RANK=4 must be at least 0, at most 3"),
         ({"WORLD_SIZE": "four"}, "WORLD_SIZE='four' is not an integer"),
         ({"MASTER_PORT": None}, "MASTER_PORT is not set"),
+        ({"LOCAL_WORLD_SIZE": "two"}, "LOCAL_WORLD_SIZE='two' is not an integer"),
     ],
 )
 def test_incomplete_torchrun_environment_is_an_argument_error(change: dict, expected: str) -> None:
@@ -60,6 +62,38 @@ def test_torchrun_environment_without_launcher_fails_in_the_cli(in_process, tmp_
     assert run.code == 2 and run.out == ""
     assert "WORLD_SIZE=2 asks for data-parallel training but RANK is not set" in run.err
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_a_launch_error_of_one_rank_only_is_printed_by_that_rank(in_process, tmp_path, monkeypatch) -> None:
+    # rank 1 of a node whose pod shows one GPU (nproc-per-node 2): only this rank can say why it stops
+    for name, value in {**TORCHRUN, **MASTER, "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    run = in_process(
+        ["train", "--task", "sst2", "--learning-rate", "3e-5", "--batch-size", "8", "--num-epochs", "1",
+         "--preset", "tiny", "--output-dir", str(tmp_path / "o"), "--checkpoint-dir", str(tmp_path / "c")]
+    )  # fmt: skip
+    assert run.code == 2 and run.out == ""
+    assert run.err.startswith("trainer[rank 1]: python -m trainer train: error: LOCAL_RANK=1 needs GPU 1")
+
+
+def test_only_rank_0_checks_the_folders_it_alone_writes(in_process, tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a folder below a file cannot be created
+    for name, value in {**TORCHRUN, **MASTER, "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+
+    def joined(self: Dist, device: torch.device, timeout_s: float = 0) -> None:
+        raise TrainerError("joined the process group")
+
+    monkeypatch.setattr(Dist, "start", joined)
+    run = in_process(
+        ["train", "--task", "sst2", "--learning-rate", "3e-5", "--batch-size", "8", "--num-epochs", "1",
+         "--preset", "tiny", "--output-dir", str(blocker / "o"), "--checkpoint-dir", str(blocker / "c")]
+    )  # fmt: skip
+    # rank 1 never writes there: it goes on to the rendezvous (rank 0 reports the folder, once)
+    assert "joined the process group" in run.err and "not a writable directory" not in run.err
 
 
 @pytest.mark.parametrize(

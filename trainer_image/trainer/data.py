@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -172,6 +174,36 @@ class ListDataset(torch.utils.data.Dataset):
         return [self.items[i] for i in indices]
 
 
+def _leave_process_group(worker_id: int) -> None:
+    """DataLoader worker start-up: move to a process group of its own, away from the trainer's.
+
+    torchrun stops a worker (on the pod's SIGTERM) by signalling its whole process group; the loader
+    workers must not die with it, or the trainer fails on the next batch instead of saving its
+    checkpoint. A SIGTERM sent to the group while this worker was starting is pending (the trainer
+    blocks it around the fork, see ``_Loader``) and is dropped here; the trainer itself received it.
+    Workers still stop with the trainer: it shuts them down, and they exit when it is gone.
+    """
+    if not hasattr(os, "setpgid"):
+        return
+    os.setpgid(0, 0)
+    if signal.SIGTERM in signal.sigpending():
+        signal.sigwait({signal.SIGTERM})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+class _Loader(DataLoader):
+    """A DataLoader whose worker processes are started with SIGTERM blocked (see _leave_process_group)."""
+
+    def __iter__(self) -> Any:
+        if self.num_workers == 0 or not hasattr(signal, "pthread_sigmask"):
+            return super().__iter__()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            return super().__iter__()  # forks the workers, which inherit the blocked signal
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def make_loader(
     dataset: torch.utils.data.Dataset,
     batch_sampler: Sampler[list[int]],
@@ -179,8 +211,12 @@ def make_loader(
     num_workers: int,
     pin_memory: bool,
 ) -> DataLoader:
-    """A DataLoader that never touches the global RNG (so resumed runs replay dropout exactly)."""
-    return DataLoader(
+    """A DataLoader that never touches the global RNG (so resumed runs replay dropout exactly).
+
+    Its worker processes survive a SIGTERM sent to the trainer's process group (what torchrun does
+    to stop its workers), so the trainer can finish its step and checkpoint.
+    """
+    return _Loader(
         dataset,
         batch_sampler=batch_sampler,
         collate_fn=collate,
@@ -188,4 +224,5 @@ def make_loader(
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(0),
         persistent_workers=False,
+        worker_init_fn=_leave_process_group if num_workers else None,
     )

@@ -76,7 +76,9 @@ def dist_env(environ: Mapping[str, str] | None = None) -> DistEnv:
     world = _env_int(environ, "WORLD_SIZE", 1)
     rank = _env_int(environ, "RANK", 0, world - 1)
     local_rank = _env_int(environ, "LOCAL_RANK", 0, world - 1)
-    local_world = int(environ.get("LOCAL_WORLD_SIZE") or world)
+    local_world = (
+        _env_int(environ, "LOCAL_WORLD_SIZE", 1, world) if environ.get("LOCAL_WORLD_SIZE") else world
+    )
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if not environ.get(name):
             raise LaunchError(

@@ -458,10 +458,17 @@ def _unwritable(folder: str) -> str | None:
     return None
 
 
-def _argument_error(message: str) -> int:
-    """Print an argument error (once per job: every rank finds the same one) and return exit code 2."""
-    if rank_from_env() == 0:
-        print(f"python -m trainer train: error: {message}", file=sys.stderr, flush=True)
+def _argument_error(message: str, every_rank: bool = True) -> int:
+    """Print an argument error and return exit code 2.
+
+    ``every_rank``: every rank finds this same error (the arguments, the torchrun variables), so
+    rank 0 alone prints it. Otherwise it is this rank's own (its ``LOCAL_RANK`` has no GPU), and this
+    rank prints it, as ``trainer[rank N]: ...`` when it is not rank 0.
+    """
+    rank = rank_from_env()
+    prefix = "" if rank == 0 else f"trainer[rank {rank}]: "
+    if rank == 0 or not every_rank:
+        print(f"{prefix}python -m trainer train: error: {message}", file=sys.stderr, flush=True)
     return EXIT_BAD_ARGS
 
 
@@ -477,12 +484,19 @@ def run_training(args: argparse.Namespace) -> int:
         return _argument_error(str(exc))
     try:
         env = dist_env()
-        device = pick_device(cfg.device, env)
+    except LaunchError as exc:
+        return _argument_error(str(exc))
+    try:
+        device = pick_device(cfg.device, env)  # per rank: its LOCAL_RANK may have no GPU
+    except LaunchError as exc:
+        return _argument_error(str(exc), every_rank=False)
+    try:
         check_batch_split(cfg, device, env)
     except LaunchError as exc:
         return _argument_error(str(exc))
+    # only rank 0 writes metrics.json and checkpoints (the others only read the checkpoint folder)
     for flag, folder in (("--output-dir", cfg.output_dir), ("--checkpoint-dir", cfg.checkpoint_dir)):
-        problem = _unwritable(folder)
+        problem = _unwritable(folder) if env.is_main else None
         if problem:
             return _argument_error(f"{flag} {folder}: {problem}")
     if device.type == "cuda":
