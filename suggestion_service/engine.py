@@ -17,6 +17,7 @@ import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -44,15 +45,32 @@ MAX_SPACE_SIZE = 10**300
 
 _threadpools: ThreadpoolController | None = None
 _threadpools_lock = threading.Lock()
+_threadpools_users = 0
+_threadpools_limiter: Any = None
 
 
-def _limit_threads():
-    """Run numerical code single-threaded: the matrices are small and the pod has 1-2 CPUs."""
-    global _threadpools
+@contextlib.contextmanager
+def _limit_threads() -> Iterator[None]:
+    """Run numerical code single-threaded: the matrices are small and the pod has 1-2 CPUs.
+
+    BLAS/OpenMP thread counts are process-wide while gRPC serves calls on several threads, so the limit
+    is counted: the first call in sets it, the last call out restores the original (a plain per-call
+    limiter would restore it under a call still running)."""
+    global _threadpools, _threadpools_users, _threadpools_limiter
     with _threadpools_lock:
         if _threadpools is None:
             _threadpools = ThreadpoolController()
-    return _threadpools.limit(limits=1)
+        if _threadpools_users == 0:
+            _threadpools_limiter = _threadpools.limit(limits=1)
+        _threadpools_users += 1
+    try:
+        yield
+    finally:
+        with _threadpools_lock:
+            _threadpools_users -= 1
+            if _threadpools_users == 0:
+                _threadpools_limiter.restore_original_limits()
+                _threadpools_limiter = None
 
 
 @dataclass
