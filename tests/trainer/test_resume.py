@@ -113,3 +113,39 @@ def test_checkpoint_files_are_replaced_atomically(tmp_path) -> None:
     loaded = load_checkpoint(tmp_path, {"a": 1})
     assert loaded is not None and loaded["epoch"] == 2
     assert torch.equal(loaded["model"]["w"], torch.ones(2))
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_clear_error_and_keeps_the_last_one(
+    in_process, tmp_path, monkeypatch
+) -> None:
+    """A full checkpoint volume: exit 6 with the file and the cause, the epoch-1 checkpoint intact, no
+    temporary file left behind, and the rerun resumes from epoch 1."""
+    import errno
+
+    import torch
+    from trainer.checkpoint import load_checkpoint
+
+    real_save, saves = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        saves.append(obj["epoch"])
+        if len(saves) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    run = in_process(trial_args("sst2", tmp_path, epochs=2))
+    assert run.code == 6, run.err
+    ckpt = tmp_path / "ckpt" / "checkpoint.pt"
+    expected = (
+        f"cannot write the checkpoint {ckpt}: No space left on device (the previous checkpoint is kept)"
+    )
+    assert expected in run.err
+    assert "Traceback" not in run.err
+    assert [p.name for p in ckpt.parent.iterdir()] == ["checkpoint.pt"]
+    monkeypatch.setattr(torch, "save", real_save)
+    state = torch.load(ckpt, weights_only=False)
+    assert load_checkpoint(ckpt.parent, state["fingerprint"])["epoch"] == 1
+    rerun = in_process(trial_args("sst2", tmp_path, epochs=2))
+    assert rerun.code == 0, rerun.err
+    assert epochs_printed(rerun.out) == [2]

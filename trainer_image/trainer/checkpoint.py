@@ -22,18 +22,32 @@ def checkpoint_path(directory: str | Path) -> Path:
 
 
 def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to a temporary file in ``directory``, fsync it, then ``os.replace`` it in place."""
+    """Write ``state`` to a temporary file in ``directory``, fsync it, then ``os.replace`` it in place.
+
+    The previous checkpoint stays intact until the new one is complete. A write that fails (volume
+    full, read-only, gone) raises CheckpointError naming the file and the cause.
+    """
     path = checkpoint_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             torch.save({"format_version": FORMAT_VERSION, **state}, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint exists"
+        raise CheckpointError(
+            f"cannot write the checkpoint {path}: {err.strerror or err} ({kept}); free space on the "
+            "--checkpoint-dir volume or give it a larger one, then rerun the trial to resume"
+        ) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
