@@ -17,7 +17,7 @@ One call proposes ``n`` configurations:
    The running trials are conditioned on in one refit; each pick after that updates the candidates'
    posterior by a rank-one step (``Surrogate.fantasy_posterior``), so a pick costs O(n x candidates),
    not a refit (1000 picks over 500 trials: seconds, not minutes).
-4. *Deadline.* Inside ``batch_deadline(t)`` (the gRPC handler passes its RPC deadline less a margin)
+4. *Deadline.* Inside ``deadline.using_deadline(t)`` (the gRPC handler passes its RPC deadline less a margin)
    a batch still being picked at ``time.monotonic() >= t`` is completed from the candidate pool in its
    quasi-random order, with the same de-duplication, and a warning is logged: Katib rejects a reply
    with fewer assignments than asked and would resend the same request after DEADLINE_EXCEEDED, so a
@@ -37,17 +37,15 @@ the model is used from the first call (see docs/service-algorithms.md, "Warm sta
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from suggestion_service import acquisition, candidates
+from suggestion_service.deadline import past_deadline
 from suggestion_service.history import History
 from suggestion_service.settings import Settings
 from suggestion_service.space import SearchSpace
@@ -69,25 +67,6 @@ _SHORTLIST = 256
 #: Automatic design size when enough prior points are available (see ``initial_points``); chosen with
 #: bench/warm_start.py (docs/benchmarks.md, section warm-start).
 WARM_INITIAL_POINTS = 0
-
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("batch_deadline", default=None)
-
-
-@contextlib.contextmanager
-def batch_deadline(deadline: float | None) -> Iterator[None]:
-    """Within this block ``surrogate_search`` stops choosing picks by the model once ``time.monotonic()``
-    reaches ``deadline`` and completes the batch from the candidate pool (see the module docstring);
-    None = no deadline."""
-    token = _deadline.set(deadline)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
-def _past_deadline() -> bool:
-    deadline = _deadline.get()
-    return deadline is not None and time.monotonic() >= deadline
 
 
 @dataclass
@@ -319,7 +298,7 @@ def surrogate_search(
     taken_keys = seen | {space.raw_key(r) for r in picks}
     posterior: FantasyPosterior | None = None
     for step in range(remaining):
-        if step and _past_deadline():
+        if step and past_deadline():
             rest = _fill_from_pool(space, pool, available, taken_keys, remaining - step)
             logger.warning(
                 "batch of %d: deadline reached after %d model picks; %d finished from the candidate pool",

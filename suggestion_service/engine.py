@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from suggestion_service import bayesopt
+from suggestion_service import deadline as call_deadline
 from suggestion_service.algorithms import check_grid, propose
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.history import History, build_history
@@ -155,9 +155,9 @@ def using_warm_start(warm_start: WarmStart) -> Iterator[None]:
 def using_deadline(deadline: float | None) -> contextlib.AbstractContextManager[None]:
     """Within this block, ``get_suggestions`` completes a surrogate batch still being picked at
     ``deadline`` (a ``time.monotonic()`` value; None = none) from the quasi-random candidate pool, so
-    the reply is whole and in time (see ``bayesopt.batch_deadline``; the server passes its RPC deadline
-    less a margin)."""
-    return bayesopt.batch_deadline(deadline)
+    the reply is whole and in time, and stops reading warm-start priors (``suggestion_service.deadline``;
+    the server passes its RPC deadline less a margin)."""
+    return call_deadline.using_deadline(deadline)
 
 
 def _warm(warm_start: WarmStart | None) -> WarmStart:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from suggestion_service.deadline import past_deadline
 from suggestion_service.errors import InvalidArgument, Unavailable
 from suggestion_service.history import parse_metric_value
 from suggestion_service.priors import (
@@ -131,6 +132,12 @@ class WarmStart:
         if cached is not None:
             return cached
         where = f"warm-start experiment {namespace}/{name}"
+        if past_deadline():
+            raise Unavailable(
+                f"cannot read {where} now (will be retried): the call ran out of time reading warm-start "
+                f"experiments; those read so far stay cached for {self.cache.ttl_s:g} s, so the retry goes on "
+                "from there"
+            )
         try:
             prior = self.source.fetch(namespace, name)
         except PriorUnavailable as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -201,6 +202,31 @@ def test_cache_serves_repeated_calls_and_expires() -> None:
     now[0] = 61.0
     engine.get_suggestions(make_request(exp, [], 1), ws)
     assert source.calls == 2
+
+
+def test_reading_priors_stops_at_the_call_deadline_and_the_retry_goes_on_from_the_cache() -> None:
+    """A slow API server with several priors: once the call's deadline has passed no further prior is
+    fetched (UNAVAILABLE, which Katib retries); the retry finds the ones already read in the cache."""
+
+    class SlowSource:
+        def __init__(self) -> None:
+            self.fetched: list[str] = []
+
+        def fetch(self, namespace: str, name: str) -> PriorExperiment:
+            self.fetched.append(name)
+            time.sleep(0.2)  # longer than the deadline below
+            return prior_experiment(name)
+
+    source = SlowSource()
+    ws = WarmStart(source, namespace="default")
+    request = make_request(warm_experiment(refs="sst2,cola"), [], 1)
+    late = pytest.raises(Unavailable, match="ran out of time reading warm-start experiments")
+    with engine.using_deadline(time.monotonic() + 0.1), late:
+        engine.get_suggestions(request, ws)
+    assert source.fetched == ["sst2"]
+    with engine.using_deadline(time.monotonic() + 30):
+        assert len(engine.get_suggestions(request, ws).assignments) == 1
+    assert source.fetched == ["sst2", "cola"]
 
 
 def test_errors_are_not_cached() -> None:
