@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,16 @@ DEFAULT_NAMESPACE = "katib-surrogate"
 KATIB_DEFAULT_PARALLEL = 3
 STRATEGIES = ("min", "max", "latest")
 GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def _is_number(value: Any) -> bool:
+    """True for a finite number (or a string of one), not a bool."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _int_or_none(value: Any, field: str, where: str) -> int | None:
@@ -113,6 +124,11 @@ class ExperimentDef:
             raise ClientError(f"{where}: spec.parameters must be a non-empty list")
         for field in ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount"):
             _int_or_none(spec.get(field), field, where)
+        goal = objective.get("goal")
+        if goal is not None and not _is_number(goal):
+            raise ClientError(f"{where}: spec.objective.goal must be a number, got {goal!r}")
+        if not isinstance(meta.get("labels") or {}, dict):
+            raise ClientError(f"{where}: metadata.labels must be a mapping, got {meta['labels']!r}")
         return cls(body=body, path=path)
 
     # --- identity -------------------------------------------------------------------------------

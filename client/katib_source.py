@@ -8,6 +8,7 @@ retried with exponential backoff; everything else becomes a one-line :class:`Cli
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -122,13 +123,30 @@ def trial_from_cr(obj: dict[str, Any], strategies: dict[str, str] | None = None)
     )
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a dict, else {} (a field of an object written by something else)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _goal(value: Any) -> float | None:
+    """The objective goal as a finite number; None when absent or not a number."""
+    try:
+        goal = float(value)
+    except (TypeError, ValueError):
+        return None
+    return goal if math.isfinite(goal) else None
+
+
 def experiment_from_cr(obj: dict[str, Any], trials: Sequence[dict[str, Any]]) -> Experiment:
-    """A Katib Experiment custom object and its Trial objects -> model Experiment."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    objective = spec.get("objective") or {}
-    algorithm = str((spec.get("algorithm") or {}).get("algorithmName", ""))
+    """A Katib Experiment custom object and its Trial objects -> model Experiment.
+
+    Fields of the wrong shape (a status or labels that are not a mapping, a goal that is not a number)
+    are read as absent, with a note, so one malformed object never stops a listing."""
+    meta = _mapping(obj.get("metadata"))
+    spec = _mapping(obj.get("spec"))
+    status = _mapping(obj.get("status"))
+    objective = _mapping(spec.get("objective"))
+    algorithm = str(_mapping(spec.get("algorithm")).get("algorithmName", ""))
     name = str(meta.get("name", ""))
     strategies = strategies_of(objective)
     conditions = status.get("conditions") or []
@@ -140,16 +158,17 @@ def experiment_from_cr(obj: dict[str, Any], trials: Sequence[dict[str, Any]]) ->
         if cond.get("type") == condition:
             reason = str(cond.get("reason") or "")
             break
-    goal = objective.get("goal")
+    goal = _goal(objective.get("goal"))
+    labels = _mapping(meta.get("labels"))
     model = Experiment(
         name=name,
         namespace=str(meta.get("namespace", "")),
-        task=task_of(name, meta.get("labels"), algorithm),
+        task=task_of(name, labels, algorithm),
         algorithm=algorithm,
         objective_metric=str(objective.get("objectiveMetricName", "")),
         objective_type=str(objective.get("type", MAXIMIZE)) if objective.get("type") else MAXIMIZE,
         additional_metrics=[str(m) for m in objective.get("additionalMetricNames") or []],
-        goal=None if goal is None else float(goal),
+        goal=goal,
         parallel_trial_count=spec.get("parallelTrialCount"),
         max_trial_count=spec.get("maxTrialCount"),
         max_failed_trial_count=spec.get("maxFailedTrialCount"),
@@ -161,6 +180,20 @@ def experiment_from_cr(obj: dict[str, Any], trials: Sequence[dict[str, Any]]) ->
     )
     if model.objective_type not in (MAXIMIZE, MINIMIZE):
         model.objective_type = MAXIMIZE
+    malformed = [
+        f"{field} ({type(value).__name__})"
+        for field, value in (
+            ("status", obj.get("status")),
+            ("metadata.labels", meta.get("labels")),
+            ("spec.objective.goal", objective.get("goal")),
+        )
+        if value is not None
+        and (_goal(value) is None if field.endswith("goal") else not isinstance(value, dict))
+    ]
+    if malformed:
+        note = f"ignored malformed field(s) of the Experiment object: {', '.join(malformed)}"
+        log.warning("%s: %s", name, note)
+        model.notes.append(note)
     parsed = []
     for raw in trials:
         try:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from client.errors import ClientError
 from client.report import fmt_params, fmt_value
-from client.surrogate_report import SurrogateReport
+from client.surrogate_report import NextSuggestion, SurrogateReport
 
 
 def _rho(report: SurrogateReport) -> str:
@@ -40,6 +40,14 @@ def summary_lines(report: SurrogateReport) -> list[str]:
     ]
 
 
+def _outcome(s: NextSuggestion) -> str:
+    """What a next configuration reached: its value, else the condition of the trial that ran it without
+    one (Failed, Running, ...), else "not run"."""
+    if s.observed is not None:
+        return fmt_value(s.observed)
+    return (s.condition or "ran") if s.trial is not None else "not run"
+
+
 def _next_vs_best_rows(report: SurrogateReport) -> list[list[str]]:
     best = report.best_held_out
     rows = []
@@ -51,7 +59,7 @@ def _next_vs_best_rows(report: SurrogateReport) -> list[list[str]]:
                 str(i + 1),
                 fmt_params(s.parameters) if s else "-",
                 fmt_value(s.predicted) if s else "-",
-                ("not run" if s.observed is None else fmt_value(s.observed)) if s else "-",
+                _outcome(s) if s else "-",
                 "-" if s is None or s.observed_rank is None else str(s.observed_rank),
                 fmt_params(b.parameters) if b else "-",
                 fmt_value(b.observed) if b else "-",
@@ -153,7 +161,13 @@ def write_report(report: SurrogateReport, out: str | Path) -> list[Path]:
         raise ClientError(f"cannot create the output folder {folder}: {err.strerror or err}") from None
     stem = f"{report.experiment}-surrogate-report"
     md, js, png = folder / f"{stem}.md", folder / f"{stem}.json", folder / f"{stem}.png"
-    md.write_text(report_markdown(report, png.name))
-    js.write_text(report_json(report))
-    plot_surrogate_report(report, png)
+    for path, write in (
+        (md, lambda: md.write_text(report_markdown(report, png.name))),
+        (js, lambda: js.write_text(report_json(report))),
+        (png, lambda: plot_surrogate_report(report, png)),
+    ):
+        try:
+            write()
+        except OSError as err:
+            raise ClientError(f"cannot write {path}: {err.strerror or err}") from None
     return [md, js, png]

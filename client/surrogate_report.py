@@ -81,7 +81,14 @@ def load_cluster(source: Any, namespace: str, name: str) -> tuple[ExperimentDef,
         definition = ExperimentDef.from_body(obj, f"{namespace}/{name}")
     except ClientError as err:
         raise ClientError(f"cannot read experiment {namespace}/{name} from the cluster: {err}") from None
-    return definition, experiment_from_cr(obj, trials)
+    try:
+        experiment = experiment_from_cr(obj, trials)
+    except (AttributeError, TypeError, ValueError) as err:  # an object written by something else
+        raise ClientError(
+            f"cannot read experiment {namespace}/{name} from the cluster: malformed object "
+            f"({type(err).__name__}: {err})"
+        ) from None
+    return definition, experiment
 
 
 # --- result ----------------------------------------------------------------------------------------------
@@ -111,6 +118,9 @@ class NextSuggestion:
     trial: str | None
     observed: float | None
     observed_rank: int | None
+    #: Condition of the later trial that ran it (None: never run after the training trials); a trial
+    #: without a value (failed, still running) has ``observed`` None and says why here.
+    condition: str | None = None
 
 
 @dataclass
@@ -257,8 +267,8 @@ def _check_split_arguments(train_fraction: float | None, train_trials: int | Non
 @dataclass
 class _Split:
     """An experiment's finished trials in start order, split into the model's training and held-out
-    trials (``usable``: those with a finite objective value; ``window``: the finished trials up to the
-    last training one, i.e. the training trials plus the failed ones that finished among them)."""
+    trials (``usable``: those with a finite objective value; ``window``: every trial started up to the
+    last training one, i.e. the training trials plus the failed and still running ones among them)."""
 
     usable: list[Trial]
     train: list[Trial]
@@ -268,7 +278,7 @@ class _Split:
     @property
     def train_failed(self) -> int:
         """Finished trials in the training window without a usable value."""
-        return len(self.window) - len(self.train)
+        return sum(t.is_terminal for t in self.window) - len(self.train)
 
 
 def _split_trials(
@@ -297,6 +307,11 @@ def _split_trials(
         n_train = train_trials
         how = f"--train-trials {train_trials}"
     n_test = len(usable) - n_train
+    if n_train > len(usable):
+        raise ClientError(
+            f"{how} is more than the {len(usable)} finished trials with a value of {metric} in {name}; use "
+            f"--train-trials between {MIN_TRAIN} and {len(usable) - MIN_HELD_OUT}"
+        )
     if n_train < MIN_TRAIN or n_test < MIN_HELD_OUT:
         raise ClientError(
             f"{how} leaves {n_train} trial(s) to fit and {n_test} to evaluate of the {len(usable)} finished "
@@ -306,8 +321,11 @@ def _split_trials(
     if top_k > n_test:
         raise ClientError(f"--top-k {top_k} is more than the {n_test} held-out trials; use at most {n_test}")
     train = usable[:n_train]
-    cut = finished.index(train[-1])
-    return _Split(usable=usable, train=train, held_out=usable[n_train:], window=finished[: cut + 1])
+    cut = _start_key(train[-1])
+    # as Katib would send them then: every trial started up to the last training one (finished or not:
+    # one still running now was running then)
+    window = sorted((t for t in experiment.trials if _start_key(t) <= cut), key=_start_key)
+    return _Split(usable=usable, train=train, held_out=usable[n_train:], window=window)
 
 
 # --- 2. the model, fitted as the service fits it ---------------------------------------------------------
@@ -358,6 +376,11 @@ def _fit_model(
     stored = [_as_stored(t, i) for i, t in enumerate(split.window)]
     request = suggestions_request(proto, stored, definition.metric_names, top_k)
     history = build_history(space, request.trials, proto.spec.objective, settings.cost_metric)
+    for t in split.train:
+        try:
+            space.raw(t.parameters)
+        except ValueError as err:
+            notes.append(f"training trial {t.name} skipped: {err}")
     if len(history.observed) < MIN_TRAIN:
         raise ClientError(
             f"only {len(history.observed)} of the {len(split.train)} training trials of {name} fit its "
@@ -433,6 +456,13 @@ class _TopK:
         """Predicted top-k trials that are in the observed top k."""
         return int(np.sum(self.in_predicted_top & self.in_observed_top))
 
+    @property
+    def chance_hits(self) -> float:
+        """Expected hits of k held-out trials picked at random: k times the share of held-out trials in
+        the observed top k (ties with the k-th best value included, as for the hits)."""
+        k = int(np.sum(self.in_predicted_top))
+        return k * float(np.mean(self.in_observed_top))
+
 
 def _top_k(predicted_good: np.ndarray, observed_good: np.ndarray, top_k: int) -> _TopK:
     """Rank the held-out trials by the model and by what was observed (higher = better on both sides)."""
@@ -475,10 +505,12 @@ def _held_out_rows(
 
 # --- 4. what the engine would run next -------------------------------------------------------------------
 def _next_suggestions(
-    fitted: _FittedModel, rows: list[HeldOutTrial], name: str, top_k: int
+    fitted: _FittedModel, rows: list[HeldOutTrial], later: list[Trial], name: str, top_k: int
 ) -> tuple[list[NextSuggestion], list[str]]:
-    """The real engine's next ``top_k`` configurations given the training window, matched to the
-    held-out trials that ran them; notes for the ones never run and for an exhausted space."""
+    """The real engine's next ``top_k`` configurations given the training window, matched to the first
+    held-out trial that ran each, else to the first of ``later`` (the experiment's trials after the
+    training window, in start order) that ran it without a value (failed, still running); notes for
+    those and the ones never run, and for an exhausted space."""
     from suggestion_service import engine
     from suggestion_service.errors import InvalidArgument
 
@@ -487,23 +519,39 @@ def _next_suggestions(
     except InvalidArgument as err:
         raise ClientError(f"the suggestion engine rejected {name}: {err}") from None
     space = fitted.space
-    by_key = {space.key(r.parameters): r for r in rows}
+    by_key: dict[tuple, HeldOutTrial] = {}
+    for r in rows:
+        by_key.setdefault(space.key(r.parameters), r)
+    conditions = {t.name: t.condition for t in later}
+    other: dict[tuple, Trial] = {}
+    for t in later:
+        if space.contains(t.parameters):
+            other.setdefault(space.key(t.parameters), t)
     next_raws = np.vstack([space.raw(a) for a in result.assignments])
     next_pred = fitted.objective_of(fitted.predict_raw(next_raws)[0])
     suggestions = []
     for i, assignment in enumerate(result.assignments):
-        row = by_key.get(space.key(assignment))
+        key = space.key(assignment)
+        row, ran = by_key.get(key), other.get(key)
         suggestions.append(
             NextSuggestion(
                 position=i + 1,
                 parameters=assignment,
                 predicted=float(next_pred[i]),
-                trial=row.trial if row else None,
+                trial=row.trial if row else (ran.name if ran else None),
                 observed=row.observed if row else None,
                 observed_rank=row.observed_rank if row else None,
+                condition=conditions[row.trial] if row else (ran.condition if ran else None),
             )
         )
     notes = []
+    without_value = [s for s in suggestions if s.trial is not None and s.observed is None]
+    if without_value:
+        notes.append(
+            f"{len(without_value)} of the {top_k} configurations it would run next ran later without a value "
+            f"of {fitted.request.experiment.spec.objective.objective_metric_name}: "
+            + ", ".join(f"{s.trial} ({s.condition})" for s in without_value)
+        )
     not_run = sum(s.trial is None for s in suggestions)
     if not_run:
         notes.append(
@@ -537,20 +585,30 @@ def build_report(
     algorithm = _choose_algorithm(experiment, algorithm)
     _check_split_arguments(train_fraction, train_trials, top_k)
     split = _split_trials(experiment, train_fraction, train_trials, top_k)
-    fitted, notes = _fit_model(definition, experiment, algorithm, split, top_k)
+    fitted, fit_notes = _fit_model(definition, experiment, algorithm, split, top_k)
+    notes = [*experiment.notes, *fit_notes]
     held_out, mu, sd, skipped = _predict_held_out(fitted, split.held_out, name, top_k)
     notes += skipped
 
     observed = np.array([t.metrics[metric] for t in held_out])
     observed_good = -fitted.sign * observed  # higher is better
     predicted_good = -mu  # the model's own order (lower loss is better)
+    if len(np.unique(fitted.loss_obs)) < 2:
+        # nothing to learn from: any differences between the predictions are numerical noise
+        predicted_good = np.zeros(len(mu))
+        notes.append(
+            f"every training trial has the same observed {metric}, so the model cannot order the held-out "
+            "trials (its predictions are all that value)"
+        )
     rho, p_value, undefined = _spearman(predicted_good, observed_good)
     notes += [undefined] if undefined else []
     ranks = _top_k(predicted_good, observed_good, top_k)
     ends = np.vstack([fitted.objective_of(mu - sd), fitted.objective_of(mu + sd)])
     rows = _held_out_rows(held_out, observed, fitted.objective_of(mu), ends, ranks)
 
-    suggestions, next_notes = _next_suggestions(fitted, rows, name, top_k)
+    in_window = {t.name for t in split.window}
+    later = sorted((t for t in experiment.trials if t.name not in in_window), key=_start_key)
+    suggestions, next_notes = _next_suggestions(fitted, rows, later, name, top_k)
     notes += next_notes
     return SurrogateReport(
         experiment=name,
@@ -571,7 +629,7 @@ def build_report(
         spearman=rho,
         spearman_p=p_value,
         top_k_hits=ranks.hits,
-        chance_hits=top_k * top_k / len(held_out),
+        chance_hits=ranks.chance_hits,
         best_observed=float(-fitted.sign * max(observed_good)),
         best_of_predicted_top_k=float(-fitted.sign * max(observed_good[ranks.in_predicted_top])),
         suggestions=suggestions,

@@ -184,11 +184,12 @@ def pod_problems(obj: Mapping[str, Any], where: str) -> list[str]:
     return out
 
 
-#: Everything a Role of the bundle may grant: (API group, resource) -> verbs. This is what warm start
-#: needs (manifests/optional/warm-start): read each prior Experiment, list its Trials.
+#: Everything a Role of the bundle may grant: (API group, resource) -> verbs. This is exactly what warm
+#: start requests (suggestion_service/kube_priors.py; manifests/optional/warm-start): GET each prior
+#: Experiment, LIST its Trials by label (it never GETs a single Trial).
 ALLOWED_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("kubeflow.org", "experiments"): frozenset({"get"}),
-    ("kubeflow.org", "trials"): frozenset({"get", "list"}),
+    ("kubeflow.org", "trials"): frozenset({"list"}),
 }
 
 

@@ -16,7 +16,8 @@ For every YAML file: yamllint (``manifests/.yamllint``, warnings count). For eve
 Across files (``bundle_problems``, and for each Experiment ``warm_start_problems``): every namespace that
 runs a surrogate Experiment has the ServiceAccount katib-config names for it; every RoleBinding binds an
 existing Role to an existing ServiceAccount; each ``warm_start_experiments`` entry names an Experiment of
-the bundle in the same namespace with the same objective and shared parameter names.
+the bundle in the same namespace with the same objective and shared parameter names, readable by the
+suggestion pod's ServiceAccount through the bundle's Roles (get experiments, list trials).
 
 Each check returns a list of problems (strings naming the file, the field and what is allowed); an
 empty list means the object passed.
@@ -767,29 +768,94 @@ def service_accounts_named(katib_config: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+#: What warm start requests from the Kubernetes API for each prior (suggestion_service/kube_priors.py):
+#: (API group, resource, RBAC verb), in the prior's namespace, as the suggestion pod's ServiceAccount.
+WARM_START_ACCESS = (("kubeflow.org", "experiments", "get"), ("kubeflow.org", "trials", "list"))
+WARM_START_RBAC_FILE = "manifests/optional/warm-start/10-rbac.yaml"
+
+
+def _key(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of a namespaced object (namespace ``default`` when unset)."""
+    meta = doc.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def role_allows(role: Mapping[str, Any], group: str, resource: str, verb: str, name: str = "") -> bool:
+    """Whether a Role's rules let ``verb`` act on ``group``/``resource`` (object ``name`` for get), as the
+    RBAC authorizer decides: ``*`` matches anything; ``resourceNames`` limit a rule to those objects, so
+    such a rule never allows list."""
+    for rule in role.get("rules") or []:
+        groups, resources, verbs = (rule.get(k) or [] for k in ("apiGroups", "resources", "verbs"))
+        if not (
+            (group in groups or "*" in groups)
+            and (resource in resources or "*" in resources)
+            and (verb in verbs or "*" in verbs)
+        ):
+            continue
+        names = rule.get("resourceNames") or []
+        if not names or (verb == "get" and name in names):
+            return True
+    return False
+
+
+def _warm_start_rbac_problems(
+    where: str,
+    exp: Mapping[str, Any],
+    account: tuple[str, str],
+    roles: Mapping[tuple[str, str], Mapping[str, Any]],
+    bindings: list[Mapping[str, Any]],
+) -> list[str]:
+    """Each prior of ``exp`` is readable by ``account`` (namespace, name): some RoleBinding in the prior's
+    namespace binds it to Roles of the bundle that together allow ``WARM_START_ACCESS``; otherwise the
+    service's first suggestion fails with 403 (PriorForbidden) on the cluster."""
+    out: list[str] = []
+    algorithm = ((exp.get("spec") or {}).get("algorithm") or {}).get("algorithmName")
+    for namespace, name in warm_start_refs(exp):
+        granted = [
+            roles[namespace, str((b.get("roleRef") or {}).get("name"))]
+            for b in bindings
+            if _key(b)[0] == namespace
+            and (b.get("roleRef") or {}).get("kind") == "Role"
+            and (namespace, str((b.get("roleRef") or {}).get("name"))) in roles
+            and any(
+                s.get("kind") == "ServiceAccount"
+                and (str(s.get("namespace") or namespace), str(s.get("name"))) == account
+                for s in b.get("subjects") or []
+            )
+        ]
+        missing = [
+            f"{verb} on {group}/{resource}"
+            for group, resource, verb in WARM_START_ACCESS
+            if not any(role_allows(r, group, resource, verb, name) for r in granted)
+        ]
+        if not missing:
+            continue
+        detail = (
+            f"what its RoleBindings in {namespace!r} grant is missing {' and '.join(missing)}"
+            if granted
+            else f"the bundle's RoleBindings in {namespace!r} grant it nothing"
+        )
+        needs = " and ".join(f"{verb} on {group}/{resource}" for group, resource, verb in WARM_START_ACCESS)
+        out.append(
+            f"{where}: spec.algorithm.algorithmSettings[warm_start_experiments]: the {algorithm} suggestion "
+            f"pod reads {namespace}/{name} as ServiceAccount {'/'.join(account)}, but {detail}; it needs "
+            f"{needs} in {namespace!r} (a Role and a RoleBinding to that account there, as in "
+            f"{WARM_START_RBAC_FILE}), or the service answers 403 on the cluster"
+        )
+    return out
+
+
 def bundle_problems(
     documents: Iterable[tuple[str, Mapping[str, Any]]], katib_config: Mapping[str, Any]
 ) -> list[str]:
     """Cross-object checks over (where, document) pairs: every Experiment whose algorithm runs under a
-    named ServiceAccount finds it in its namespace (otherwise Katib's suggestion pod is never created),
-    and every RoleBinding refers to a Role and ServiceAccounts of the bundle in its own namespace."""
+    named ServiceAccount finds it in its namespace (otherwise Katib's suggestion pod is never created);
+    every RoleBinding refers to a Role and ServiceAccounts of the bundle in its own namespace; and every
+    ``warm_start_experiments`` prior is readable by that ServiceAccount through the bundle's RBAC."""
     docs = list(documents)
-    accounts = {
-        (
-            str((d.get("metadata") or {}).get("namespace") or "default"),
-            str((d.get("metadata") or {}).get("name")),
-        )
-        for _, d in docs
-        if d.get("kind") == "ServiceAccount"
-    }
-    roles = {
-        (
-            str((d.get("metadata") or {}).get("namespace") or "default"),
-            str((d.get("metadata") or {}).get("name")),
-        )
-        for _, d in docs
-        if d.get("kind") == "Role"
-    }
+    accounts = {_key(d) for _, d in docs if d.get("kind") == "ServiceAccount"}
+    roles = {_key(d): d for _, d in docs if d.get("kind") == "Role"}
+    bindings = [d for _, d in docs if d.get("kind") == "RoleBinding"]
     named = service_accounts_named(katib_config)
     out: list[str] = []
     for where, doc in docs:
@@ -803,20 +869,24 @@ def bundle_problems(
                     f"{where}: algorithm {algorithm!r} runs its suggestion pod as ServiceAccount {account!r} "
                     f"(katib-config), which no manifest creates in namespace {namespace!r}"
                 )
+            # Without serviceAccountName Katib runs the pod as the namespace's default account.
+            out += _warm_start_rbac_problems(where, doc, (namespace, account or "default"), roles, bindings)
         elif kind == "RoleBinding":
-            namespace = str((doc.get("metadata") or {}).get("namespace") or "default")
+            namespace = _key(doc)[0]
             ref = doc.get("roleRef") or {}
             if ref.get("kind") != "Role" or (namespace, str(ref.get("name"))) not in roles:
+                there = sorted(n for ns, n in roles if ns == namespace)
                 out.append(
                     f"{where}: roleRef {ref.get('kind')}/{ref.get('name')} is not a Role of the bundle in "
-                    f"namespace {namespace!r}"
+                    f"namespace {namespace!r}; Roles there: {there}"
                 )
             for subject in doc.get("subjects") or []:
                 key = (str(subject.get("namespace") or namespace), str(subject.get("name")))
                 if subject.get("kind") != "ServiceAccount" or key not in accounts:
+                    there = sorted(n for ns, n in accounts if ns == key[0])
                     out.append(
                         f"{where}: subject {subject.get('kind')} {'/'.join(key)} is not a ServiceAccount "
-                        "of the bundle"
+                        f"of the bundle; ServiceAccounts there: {there}"
                     )
     return out
 

@@ -3,6 +3,7 @@ fake Kubernetes API (through the real kubernetes client), and every error path."
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -211,6 +212,8 @@ def test_skipped_trials_flat_values_and_unrun_suggestions_are_noted() -> None:
         (5, {}, "has 5 finished trial(s) with a value of accuracy (6 trials in all); surrogate-report needs "
                 "at least 6 (3 to fit the model, 3 to evaluate it)"),
         (12, {"train_trials": 10}, "--train-trials 10 leaves 10 trial(s) to fit and 2 to evaluate"),
+        (12, {"train_trials": 40}, "--train-trials 40 is more than the 12 finished trials with a value of "
+                                   "accuracy in syn-small; use --train-trials between 3 and 9"),
         (12, {"train_fraction": 0.2}, "--train-fraction 0.2 leaves 2 trial(s) to fit and 10 to evaluate"),
         (12, {"train_fraction": 1.0}, "train fraction must be between 0 and 1 (exclusive), got 1.0"),
         (12, {"top_k": 7}, "--top-k 7 is more than the 6 held-out trials; use at most 6"),
@@ -380,3 +383,128 @@ def test_cli_cluster_errors(fake: FakeKubeAPI, tmp_path: Path, capsys: pytest.Ca
     code, _ = run_cli("surrogate-report", "--experiment", "syn-grid")
     err = capsys.readouterr().err
     assert code == 1 and "no Kubernetes configuration found" in err and "use --local" in err
+
+
+# --- review fixes: ties in the chance level, a flat training set, notes that were lost ---------------------
+def test_chance_level_counts_the_ties_with_the_kth_best_value() -> None:
+    # every held-out trial ties for best: any pick of k is a hit, so chance is k of k, not k * k / n
+    first = [p for p, _, _ in grid_rows(seed=6)[:12]]
+    flat_rows = [(p, 0.8 if i >= 6 else 0.5 + 0.01 * i, SUCCEEDED) for i, p in enumerate(first)]
+    flat = build_report(*experiment(body("syn-flat", GRID_PARAMS), flat_rows))
+    assert flat.top_k_hits == 3 and flat.chance_hits == pytest.approx(3.0)
+    # k = 2 with the 2nd best value shared by three trials: 4 of the 6 held-out trials count as top 2
+    held = [0.9, 0.8, 0.8, 0.8, 0.5, 0.4]
+    rows = [(p, 0.5 + 0.01 * i, SUCCEEDED) for i, p in enumerate(first[:6])]
+    rows += [(p, held[i], SUCCEEDED) for i, p in enumerate(first[6:])]
+    tied = build_report(*experiment(body("syn-tied", GRID_PARAMS), rows), top_k=2)
+    assert sum(h.in_observed_top_k for h in tied.held_out) == 4
+    assert tied.chance_hits == pytest.approx(2 * 4 / 6)
+
+
+def test_a_flat_training_set_gives_no_correlation_from_numerical_noise() -> None:
+    # the model learnt nothing (all training values equal): its order is noise, not a prediction
+    first = [p for p, _, _ in grid_rows(seed=2)[:12]]
+    rows = [(p, 0.5 if i < 6 else 0.5 + 0.01 * i, SUCCEEDED) for i, p in enumerate(first)]
+    for algorithm in ("surrogate-gp", "surrogate-rf"):
+        report = build_report(*experiment(body("syn-flat-train", GRID_PARAMS), rows), algorithm=algorithm)
+        assert report.spearman is None and report.spearman_p is None
+        assert any("every training trial has the same observed accuracy" in n for n in report.notes)
+        assert [h.predicted_rank for h in report.held_out] == [1, 2, 3, 4, 5, 6]  # start order
+
+
+def test_training_trials_outside_the_space_are_noted() -> None:
+    rows = grid_rows(seed=0)[:14]
+    rows[1] = ({"lr": "0.01"}, 0.8, SUCCEEDED)
+    report = build_report(*experiment(body("syn-part", GRID_PARAMS), rows))
+    assert any(n.startswith("training trial syn-part-001 skipped: assignment names") for n in report.notes)
+
+
+def test_next_picks_that_ran_later_but_failed_or_still_run_are_not_called_never_run() -> None:
+    rows = grid_rows(seed=4)[:14]
+    d, e = experiment(body("syn-later", GRID_PARAMS), rows)
+    picks = [s.parameters for s in build_report(d, e, train_trials=7).suggestions]
+    assert len(picks) == 3
+    # the experiment went on: the 1st pick failed, the 2nd is running, the 3rd ran twice
+    later = [(picks[0], None, "Failed"), (picks[1], None, "Running"), (picks[2], 0.11, SUCCEEDED),
+             (picks[2], 0.22, SUCCEEDED)]  # fmt: skip
+    d, e = experiment(body("syn-later", GRID_PARAMS), rows + later)
+    report = build_report(d, e, train_trials=7)
+    assert [s.parameters for s in report.suggestions] == picks  # the same window: the same picks
+    first, second, third = report.suggestions
+    assert (first.trial, first.condition, first.observed) == ("syn-later-014", "Failed", None)
+    assert (second.trial, second.condition, second.observed) == ("syn-later-015", "Running", None)
+    assert (third.trial, third.observed) == ("syn-later-016", pytest.approx(0.11))  # the first run of it
+    md = report_markdown(report)
+    assert "| Failed | - |" in md and "| Running | - |" in md
+    assert not any("never run" in n for n in report.notes)
+
+
+def test_cluster_trials_skipped_as_malformed_are_noted_in_the_report(
+    fake: FakeKubeAPI, tmp_path: Path
+) -> None:
+    load_cluster_grid(fake, grid_rows(seed=0)[:14])
+    labels = {"katib.kubeflow.org/experiment": "syn-grid"}
+    fake.put("trials", {"metadata": {"name": "syn-grid-bad", "namespace": NS, "labels": labels},
+                        "spec": {}, "status": {"conditions": {"type": "Succeeded"}}})  # fmt: skip
+    kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+    code, out = run_cli("surrogate-report", "--kubeconfig", kubeconfig, "--experiment", "syn-grid",
+                        "--out", str(tmp_path / "r"))  # fmt: skip
+    assert code == 0, out
+    assert "Note: skipped trial syn-grid-bad: malformed object" in out
+    assert "skipped trial syn-grid-bad" in (tmp_path / "r" / "syn-grid-surrogate-report.md").read_text()
+
+
+def test_cli_report_files_that_cannot_be_written_are_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store.sqlite"
+    fill_store(store, body("syn-grid", GRID_PARAMS), grid_rows(seed=0))
+    out_dir = tmp_path / "r"
+    (out_dir / "syn-grid-surrogate-report.json").mkdir(parents=True)  # a folder where the file goes
+    code, _ = run_cli("surrogate-report", "--local", "--store", str(store), "--experiment", "syn-grid",
+                      "--out", str(out_dir))  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: cannot write ") and "syn-grid-surrogate-report.json" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda doc: doc.update(status="garbage"), ""),
+        (lambda doc: doc["metadata"].update(labels="x"), "metadata.labels must be a mapping, got 'x'"),
+        (lambda doc: doc["spec"]["objective"].update(goal="high"), "spec.objective.goal must be a number"),
+    ],
+)
+def test_cluster_experiment_with_a_malformed_status_or_labels_is_no_traceback(
+    fake: FakeKubeAPI, tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate: Any, message: str
+) -> None:
+    load_cluster_grid(fake, grid_rows(seed=0)[:12])
+    doc = copy.deepcopy(fake.objects[("experiments", NS, "syn-grid")])
+    mutate(doc)
+    fake.put("experiments", doc)
+    kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+    code, out = run_cli("surrogate-report", "--kubeconfig", kubeconfig, "--experiment", "syn-grid")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if message:
+        assert (
+            code == 1
+            and err.startswith("error: cannot read experiment katib-surrogate/syn-grid")
+            and message in err
+        )
+    else:
+        assert code == 0 and "Surrogate report: syn-grid (cluster, grid)" in out, err
+        assert "Note: ignored malformed field(s) of the Experiment object: status (str)" in out
+
+
+def test_trials_still_running_from_the_training_window_are_sent_as_running() -> None:
+    # Katib would have sent a trial that started among the training trials (and still runs) as running:
+    # the engine must not propose its configuration again, and it is no failed training trial
+    rows = grid_rows(seed=4)[:14]
+    picks = [s.parameters for s in build_report(*experiment(body("syn-run", GRID_PARAMS), rows),
+                                                train_trials=7).suggestions]  # fmt: skip
+    running = [*rows[:3], (picks[0], None, "Running"), *rows[3:]]
+    report = build_report(*experiment(body("syn-run", GRID_PARAMS), running), train_trials=7)
+    assert report.train_failed == 0 and len(report.train_trials) == 7
+    assert picks[0] not in [s.parameters for s in report.suggestions]

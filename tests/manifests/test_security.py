@@ -40,7 +40,7 @@ ACCEPTED = {
     "CKV_K8S_38": "Service account token on the suggestion Deployment: katib-config cannot set "
     "automountServiceAccountToken, and warm start (optional/warm-start) reads Trials with that token. The "
     "pods run as their own ServiceAccount, bound to no Role by default and to a read-only Role (get "
-    "experiments, get/list trials, one namespace) with warm start; test_warm_start.py checks both.",
+    "experiments, list trials, one namespace) with warm start; test_warm_start.py checks both.",
 }
 
 
@@ -121,7 +121,7 @@ def test_rbac_baseline_allows_only_reading_experiments_and_trials(sec: ModuleTyp
         "kind": "Role",
         "metadata": meta,
         "rules": [
-            {"apiGroups": ["kubeflow.org"], "resources": ["trials"], "verbs": ["get", "list"]},
+            {"apiGroups": ["kubeflow.org"], "resources": ["trials"], "verbs": ["list"]},
             {"apiGroups": ["kubeflow.org"], "resources": ["experiments"], "verbs": ["get"]},
         ],
     }

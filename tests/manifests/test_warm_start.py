@@ -153,15 +153,69 @@ def test_role_and_binding_pass_the_strict_kubernetes_schema(val) -> None:
     assert any("'verb' was unexpected" in p for p in val.k8s_problems(bad, "role"))
 
 
-def test_role_grants_only_get_experiments_and_get_list_trials_in_its_namespace(sec) -> None:
-    role, _ = _rbac()
-    grants = {}
+def _grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    grants = set()
     for rule in role["rules"]:
         assert set(rule) == {"apiGroups", "resources", "verbs"}, "no resourceNames/nonResourceURLs"
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                grants.setdefault((group, resource), set()).update(rule["verbs"])
-    assert grants == {("kubeflow.org", "experiments"): {"get"}, ("kubeflow.org", "trials"): {"get", "list"}}
+        grants |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return grants
+
+
+def _requests_of_the_service() -> set[tuple[str, str, str]]:
+    """(API group, resource, RBAC verb) of every request suggestion_service/kube_priors.py makes to warm
+    start from one prior (a local API server answering an Experiment and two pages of Trials)."""
+    import http.server
+    import json
+    import threading
+
+    from suggestion_service.kube_priors import KubernetesPriorSource
+
+    seen: list[tuple[str, str]] = []
+    experiment = {"spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"}}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.command, self.path))
+            path = self.path.split("?", 1)[0]
+            if path.endswith("/trials"):
+                cont = "continue=" in self.path
+                body: dict[str, Any] = {"items": [], "metadata": {} if cont else {"continue": "page2"}}
+            else:
+                body = experiment
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = KubernetesPriorSource(f"http://127.0.0.1:{server.server_address[1]}", token="t")
+        source.fetch("katib-surrogate", "sst2-random")
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = set()
+    for method, url in seen:
+        assert method == "GET", url
+        parts = url.split("?", 1)[0].strip("/").split("/")
+        # apis/<group>/<version>/namespaces/<ns>/<resource>[/<name>]
+        assert parts[0] == "apis" and parts[3] == "namespaces" and parts[4] == "katib-surrogate", url
+        out.add((parts[1], parts[5], "get" if len(parts) > 6 else "list"))
+    return out
+
+
+def test_role_grants_exactly_what_the_service_requests_in_its_namespace(sec) -> None:
+    role, _ = _rbac()
+    requested = _requests_of_the_service()
+    assert requested == {("kubeflow.org", "experiments", "get"), ("kubeflow.org", "trials", "list")}
+    assert _grants(role) == requested, "the Role must grant what warm start requests, and nothing more"
     assert role["kind"] == "Role" and role["metadata"]["namespace"] == "katib-surrogate"
     assert sec.rbac_problems(role, "role") == []
 
@@ -189,8 +243,9 @@ def _rule(role: dict, **change: Any) -> dict:
 
 
 ROLE_CASES = {
-    "watch": (lambda r: _rule(r, verbs=["get", "list", "watch"]), "grants ['watch'] on kubeflow.org/trials"),
-    "write": (lambda r: _rule(r, verbs=["get", "patch"]), "grants ['patch'] on kubeflow.org/trials"),
+    "watch": (lambda r: _rule(r, verbs=["list", "watch"]), "grants ['watch'] on kubeflow.org/trials"),
+    "get trials": (lambda r: _rule(r, verbs=["get", "list"]), "grants ['get'] on kubeflow.org/trials"),
+    "write": (lambda r: _rule(r, verbs=["list", "patch"]), "grants ['patch'] on kubeflow.org/trials"),
     "status": (lambda r: _rule(r, resources=["trials/status"]), "covers kubeflow.org/trials/status"),
     "pods": (lambda r: _rule(r, apiGroups=[""], resources=["pods"]), "covers core/pods"),
     "secrets": (lambda r: _rule(r, apiGroups=[""], resources=["secrets"]), "covers core/secrets"),
@@ -238,6 +293,82 @@ def test_least_privilege_check_rejects_a_wider_binding(sec, case: str) -> None:
     mutate(binding)
     problems = sec.rbac_problems(binding, "binding")
     assert any(expected in p for p in problems), f"{case}: {problems}"
+
+
+def _bundle_without(val, drop: tuple[str, ...] = (), **mutate: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The shipped bundle with the kinds in ``drop`` removed and ``mutate[kind](doc)`` applied."""
+    out = []
+    for where, doc in val.documents(val.default_paths()):
+        if doc["kind"] in drop:
+            continue
+        doc = copy.deepcopy(doc)
+        if doc["kind"] in mutate:
+            mutate[doc["kind"]](doc)
+        out.append((where, doc))
+    return out
+
+
+NEEDS = "needs get on kubeflow.org/experiments and list on kubeflow.org/trials in 'katib-surrogate'"
+RBAC_BREAKS = {
+    "no RoleBinding": ({"drop": ("RoleBinding",)}, "RoleBindings in 'katib-surrogate' grant it nothing"),
+    "no Role": ({"drop": ("Role",)}, "RoleBindings in 'katib-surrogate' grant it nothing"),
+    "trials verb get": (
+        {"Role": lambda r: r["rules"][1].update(verbs=["get"])},
+        "is missing list on kubeflow.org/trials",
+    ),
+    "no trials rule": ({"Role": lambda r: r["rules"].pop(1)}, "is missing list on kubeflow.org/trials"),
+    "experiments verb list": (
+        {"Role": lambda r: r["rules"][0].update(verbs=["list"])},
+        "is missing get on kubeflow.org/experiments",
+    ),
+    "other subject": (
+        {"RoleBinding": lambda b: b["subjects"][0].update(name="default")},
+        "RoleBindings in 'katib-surrogate' grant it nothing",
+    ),
+    "roleRef typo": (
+        {"RoleBinding": lambda b: b["roleRef"].update(name="katib-surrogate-warmstart")},
+        "RoleBindings in 'katib-surrogate' grant it nothing",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RBAC_BREAKS, ids=list(RBAC_BREAKS))
+def test_bundle_check_fails_when_warm_start_could_not_read_its_prior(val, katib_config, case: str) -> None:
+    change, expected = RBAC_BREAKS[case]
+    drop = change.get("drop", ())
+    docs = _bundle_without(val, drop, **{k: v for k, v in change.items() if k != "drop"})
+    problems = [p for p in val.bundle_problems(docs, katib_config) if "warm_start_experiments" in p]
+    assert len(problems) == 1, f"{case}: {problems}"
+    (problem,) = problems
+    assert problem.startswith(str(WARM_EXPERIMENT)), problem
+    assert (
+        "reads katib-surrogate/sst2-random as ServiceAccount katib-surrogate/katib-surrogate-suggestion"
+        in problem
+    )
+    assert expected in problem and NEEDS in problem, problem
+    assert "manifests/optional/warm-start/10-rbac.yaml" in problem
+
+
+def test_bundle_check_accepts_the_shipped_warm_start_rbac(val, katib_config) -> None:
+    assert val.bundle_problems(val.documents(val.default_paths()), katib_config) == []
+    # a Role split differently, or a wider one, still lets warm start read (least privilege is security.py's)
+    merged = {"apiGroups": ["kubeflow.org"], "resources": ["experiments", "trials"], "verbs": ["get", "list"]}
+    docs = _bundle_without(val, Role=lambda r: r.update(rules=[merged]))
+    assert val.bundle_problems(docs, katib_config) == []
+
+
+def test_bundle_messages_name_what_exists(val, katib_config) -> None:
+    docs = _bundle_without(
+        val,
+        RoleBinding=lambda b: (b["roleRef"].update(name="x"), b["subjects"][0].update(name="y")),
+    )
+    problems = val.bundle_problems(docs, katib_config)
+    assert any("roleRef Role/x" in p and "Roles there: ['katib-surrogate-warm-start']" in p for p in problems)
+    assert any(
+        "subject ServiceAccount katib-surrogate/y" in p
+        and "ServiceAccounts there: ['katib-surrogate-suggestion']" in p
+        for p in problems
+    ), problems
 
 
 # --- the warm-start Experiment --------------------------------------------------------------------
