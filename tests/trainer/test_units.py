@@ -81,7 +81,7 @@ def test_bench_measures_and_writes_its_section(tmp_path) -> None:
     assert result["samples_per_second"] > 0 and result["gflop_per_sample"] > 0 and result["mfu"] is None
     markdown = render([result], "python -m trainer bench --shapes tiny")
     assert "tiny ResNet 16 px" in markdown and "`python -m trainer bench --shapes tiny`" in markdown
-    from bench.report import write_section
+    from trainer.bench_report import write_section
 
     target = tmp_path / "benchmarks.md"
     write_section(target, SECTION, markdown)

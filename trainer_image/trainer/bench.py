@@ -27,6 +27,7 @@ import torch.nn.functional as nnf
 
 from trainer.bench_args import CUDAGRAPH_MODES
 from trainer.bench_profile import ProfileOptions, profile_steps
+from trainer.bench_report import write_section
 
 REFERENCE_FLOPS = {("bert", "full"): 67e9, ("resnet50", "full"): 24.3e9}
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12}
@@ -378,11 +379,5 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(Path(args.json), results)
     if args.write:
-        try:
-            from bench.report import write_section
-        except ImportError as exc:
-            raise SystemExit(
-                f"--write needs the repository's bench package (run from the repo root): {exc}"
-            ) from exc
         write_section(args.write, SECTION, markdown)
     return 0

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from trainer.cli import PROCESS_START
 from trainer.config import RunConfig
 from trainer.data import global_batch_at
 from trainer.distributed import Dist, LaunchError, dist_env, rank_from_env
@@ -38,6 +37,7 @@ from trainer.parallel import (
     uses_sync_batchnorm,
     wrap_for_training,
 )
+from trainer.process_clock import PROCESS_START
 from trainer.prom_exporter import TrainingExporter
 from trainer.reporter import MetricReporter
 from trainer.tasks import PreparedTask, lr_lambda
