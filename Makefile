@@ -39,9 +39,10 @@ test: $(STAMP) ## the whole test suite (lint + pytest); fails when no test ran
 test-fast: $(STAMP) ## pytest without the tests marked slow
 	$(PY) -m pytest -q -p no:cacheprovider -m 'not slow and not reliability'
 
-lint: $(STAMP) ## ruff (code), hadolint (Dockerfiles)
+lint: $(STAMP) ## ruff (code), import contracts (.importlinter), hadolint (Dockerfiles)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 	@for f in $$(git ls-files '*Dockerfile' 2>/dev/null); do echo "hadolint $$f"; $(VENV)/bin/hadolint $$f || exit 1; done
 
 proto: $(STAMP) ## regenerate the Python gRPC modules from suggestion_service/proto/api.proto
@@ -54,7 +55,7 @@ bench-service: $(STAMP) ## GetSuggestions latency / RSS benchmark -> docs/benchm
 	$(PY) bench/service_latency.py --write docs/benchmarks.md
 
 clean: ## remove caches and local run outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache build *.egg-info runs/tmp
+	rm -rf .pytest_cache .ruff_cache .import_linter_cache build *.egg-info runs/tmp
 
 # Each area adds its own targets (trainer, manifests, client/demo, benchmarks).
 -include $(sort $(wildcard mk/*.mk))
