@@ -413,12 +413,24 @@ class GPFantasyPosterior:
 
 
 class ForestSurrogate:
-    """Extra-trees / random-forest surrogate; std = spread of the individual trees' predictions.
+    """scikit-learn ``RandomForestRegressor`` (``kind="random_forest"``: bootstrap samples,
+    ``max_features=0.8``) or ``ExtraTreesRegressor`` (``kind="extra_trees"``: every row, random split
+    points), ``min_samples_leaf=1``, ``n_trees`` trees.
 
-    Each tree predicts the mean of the training outputs that fall in its leaf. ``conditioned`` keeps
-    the tree structures and recomputes those leaf means from the new data, so a fantasised point
-    pulls its leaves towards the fantasy value and shrinks the spread there -- a refit without
-    re-splitting, ~100x cheaper than growing new trees for every pick of a batch.
+    Mean: the average of the trees' predictions, i.e. scikit-learn's ``predict``. Each tree's leaf
+    value is the mean of the training outputs in that leaf weighted by the tree's in-bag counts (how
+    often its bootstrap drew each row; 1 for every row without bootstrap), exactly as scikit-learn
+    computes it; the leaf statistics are kept here as weighted sums so that they can be updated.
+
+    Std: the population standard deviation (ddof=0) of the individual trees' predictions, with a
+    1e-12 variance floor -- the ensemble's disagreement, which grows away from the data. It is not a
+    calibrated predictive std and has no within-leaf noise term.
+
+    ``conditioned`` keeps the tree structures (no re-splitting, ~100x cheaper than growing new trees
+    for every pick of a batch) and recomputes the leaf values from new outputs: the fit rows keep
+    their in-bag counts and every further row (a fantasy) counts once in every tree (the expected
+    bootstrap count), so a fantasised point pulls its leaves towards the fantasy value and shrinks
+    the spread there.
     """
 
     def __init__(self, random_state: int = 0, n_trees: int = 64, kind: str = "random_forest") -> None:
@@ -429,12 +441,21 @@ class ForestSurrogate:
         self.kind = kind
         self._model: ExtraTreesRegressor | RandomForestRegressor | None = None
         self._offsets = np.zeros(1, dtype=np.int64)
+        self._X_fit = np.zeros((0, 0))
+        self._in_bag = np.zeros((0, n_trees))
         self._sums = np.zeros(0)
-        self._counts = np.zeros(0, dtype=np.int64)
+        self._weights = np.zeros(0)
         self._means = np.zeros(0)
 
+    @property
+    def estimator(self) -> ExtraTreesRegressor | RandomForestRegressor:
+        """The fitted scikit-learn ensemble (its ``predict`` is this model's mean before conditioning)."""
+        if self._model is None:
+            raise RuntimeError("ForestSurrogate.estimator used before fit")
+        return self._model
+
     def fit(self, X: np.ndarray, y: np.ndarray) -> ForestSurrogate:
-        """Grow the ensemble and compute the leaf means; returns self."""
+        """Grow the ensemble and compute the leaf values; returns self."""
         if self.kind == "extra_trees":
             model = ExtraTreesRegressor(
                 n_estimators=self.n_trees, min_samples_leaf=1, bootstrap=False, random_state=self.random_state
@@ -447,11 +468,13 @@ class ForestSurrogate:
                 bootstrap=True,
                 random_state=self.random_state,
             )
-        X = np.asarray(X, dtype=float)
+        X = np.array(X, dtype=float)
         self._model = model.fit(X, np.asarray(y, dtype=float))
         sizes = np.array([t.tree_.node_count for t in self._model.estimators_], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        self._set_leaf_means(X, y)
+        self._X_fit = X
+        self._in_bag = _in_bag_counts(self._model, len(X))
+        self._set_leaf_values(X, y)
         return self
 
     def _leaves(self, X: np.ndarray) -> np.ndarray:
@@ -460,26 +483,39 @@ class ForestSurrogate:
         leaves = np.column_stack([t.tree_.apply(X32) for t in self._model.estimators_])  # type: ignore[union-attr]
         return leaves.astype(np.int64) + self._offsets[None, :]
 
-    def _set_leaf_means(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _row_weights(self, X: np.ndarray) -> np.ndarray:
+        """Each row's weight in each tree (n, trees): the in-bag counts for the fit rows, which must
+        come first, and 1 for every further row."""
+        n_fit = len(self._X_fit)
+        if len(X) < n_fit or not np.array_equal(X[:n_fit], self._X_fit):
+            raise ValueError("ForestSurrogate.conditioned needs the fit rows first, then the added rows")
+        return np.vstack([self._in_bag, np.ones((len(X) - n_fit, self.n_trees))])
+
+    def _set_leaf_values(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Leaf sums of weight x output, leaf weights and their ratio (the leaf values) from (X, y)."""
+        X = np.asarray(X, dtype=float)
         total = int(self._offsets[-1] + self._model.estimators_[-1].tree_.node_count)  # type: ignore[union-attr]
-        leaves = self._leaves(np.asarray(X, dtype=float)).ravel()
-        weights = np.repeat(np.asarray(y, dtype=float), self.n_trees)
-        self._sums = np.bincount(leaves, weights=weights, minlength=total)
-        self._counts = np.bincount(leaves, minlength=total)
-        self._means = np.divide(self._sums, self._counts, out=np.zeros(total), where=self._counts > 0)
+        leaves = self._leaves(X).ravel()
+        weights = self._row_weights(X)
+        self._sums = np.bincount(
+            leaves, weights=(weights * np.asarray(y, dtype=float)[:, None]).ravel(), minlength=total
+        )
+        self._weights = np.bincount(leaves, weights=weights.ravel(), minlength=total)
+        self._means = np.divide(self._sums, self._weights, out=np.zeros(total), where=self._weights > 0)
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std across trees."""
         if self._model is None:
             raise RuntimeError("ForestSurrogate.predict called before fit")
-        per_tree = self._means[self._leaves(np.asarray(X, dtype=float))]
-        return per_tree.mean(axis=1), np.sqrt(per_tree.var(axis=1) + 1e-12)
+        return _tree_mean_std(self._means[self._leaves(np.asarray(X, dtype=float))])
 
     def conditioned(self, X: np.ndarray, y: np.ndarray) -> ForestSurrogate:
-        """Same trees, leaf means recomputed from (X, y)."""
+        """Same trees, leaf values recomputed from (X, y); X starts with the fit rows (ValueError
+        otherwise), which keep their in-bag counts, and every further row counts once per tree."""
         other = ForestSurrogate(self.random_state, self.n_trees, self.kind)
         other._model, other._offsets = self._model, self._offsets
-        other._set_leaf_means(X, y)
+        other._X_fit, other._in_bag = self._X_fit, self._in_bag
+        other._set_leaf_values(X, y)
         return other
 
     def fantasy_posterior(self, C: np.ndarray, capacity: int = 0) -> ForestFantasyPosterior:
@@ -490,29 +526,41 @@ class ForestSurrogate:
         return ForestFantasyPosterior(self, C)
 
 
+def _in_bag_counts(model: ExtraTreesRegressor | RandomForestRegressor, n: int) -> np.ndarray:
+    """(n, trees): how many times each tree's bootstrap drew each row (all 1 without bootstrap) --
+    the sample weights scikit-learn grew each tree with."""
+    if not model.bootstrap:
+        return np.ones((n, len(model.estimators_)))
+    return np.column_stack([np.bincount(s, minlength=n) for s in model.estimators_samples_]).astype(float)
+
+
+def _tree_mean_std(per_tree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std (variance floored at 1e-12) across the trees' predictions (n, trees)."""
+    return per_tree.mean(axis=1), np.sqrt(per_tree.var(axis=1) + 1e-12)
+
+
 class ForestFantasyPosterior:
-    """``ForestSurrogate.conditioned`` one fantasy at a time: a fantasy adds its value to the sum and
-    count of the one leaf it reaches in each tree, and only those leaf means change. The candidates'
-    leaves are found once. Sums accumulate in the order ``conditioned``'s ``bincount`` uses, so the
-    leaf means are the same to the last bit."""
+    """``ForestSurrogate.conditioned`` one fantasy at a time: a fantasy adds its value to the weighted
+    sum, and 1 to the weight, of the one leaf it reaches in each tree, and only those leaf values
+    change. The candidates' leaves are found once. Sums accumulate in the order ``conditioned``'s
+    ``bincount`` uses, so the leaf values are the same to the last bit."""
 
     def __init__(self, model: ForestSurrogate, C: np.ndarray) -> None:
         self._model = model
         self._sums = model._sums.copy()
-        self._counts = model._counts.copy()
+        self._weights = model._weights.copy()
         self._means = model._means.copy()
         self._leaves_c = model._leaves(np.asarray(C, dtype=float))
 
     def predict_candidates(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std across trees at ``C[idx]``."""
-        per_tree = self._means[self._leaves_c[idx]]
-        return per_tree.mean(axis=1), np.sqrt(per_tree.var(axis=1) + 1e-12)
+        return _tree_mean_std(self._means[self._leaves_c[idx]])
 
     def add(self, x: np.ndarray, y: float | None = None) -> float:
-        """Add (x, y) to the leaves x reaches (y None: the ensemble's current mean at x)."""
+        """Add (x, y) with weight 1 to the leaves x reaches (y None: the ensemble's current mean at x)."""
         leaves = self._model._leaves(np.asarray(x, dtype=float)[None, :])[0]
         value = float(self._means[leaves].mean()) if y is None else float(y)
         self._sums[leaves] += value
-        self._counts[leaves] += 1
-        self._means[leaves] = self._sums[leaves] / self._counts[leaves]
+        self._weights[leaves] += 1.0
+        self._means[leaves] = self._sums[leaves] / self._weights[leaves]
         return value

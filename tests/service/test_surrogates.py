@@ -7,7 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
+from sklearn.base import clone
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.tree import DecisionTreeRegressor
 
 from suggestion_service.surrogates import (
     HYPER_FIT_MAX_POINTS,
@@ -97,6 +100,63 @@ def test_forest_predicts_and_conditions(kind: str) -> None:
     assert sd_new[0] < sd[0]
     with pytest.raises(ValueError, match="forest kind"):
         ForestSurrogate(kind="gbrt")
+
+
+FOREST_KINDS = {"random_forest": RandomForestRegressor, "extra_trees": ExtraTreesRegressor}
+
+
+def _forest_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    X = rng.random((50, 3))
+    return X, smooth(X) + 0.1 * rng.standard_normal(50), rng.random((200, 3))
+
+
+def _assert_tree_mean_and_spread(mu: np.ndarray, sd: np.ndarray, per_tree: np.ndarray) -> None:
+    """mu, sd are the mean and the population std (variance floored at 1e-12) of per_tree (trees, n)."""
+    np.testing.assert_allclose(mu, per_tree.mean(axis=0), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(sd**2 - 1e-12, per_tree.var(axis=0), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", FOREST_KINDS)
+def test_forest_is_the_sklearn_ensemble(kind: str) -> None:
+    X, y, test = _forest_problem()
+    model = ForestSurrogate(random_state=7, n_trees=24, kind=kind).fit(X, y)
+    assert type(model.estimator) is FOREST_KINDS[kind]
+    reference = clone(model.estimator).fit(X, y)  # fitted independently: same parameters, seed and data
+    mu, sd = model.predict(test)
+    np.testing.assert_allclose(mu, reference.predict(test), rtol=0, atol=1e-9)
+    _assert_tree_mean_and_spread(mu, sd, np.array([t.predict(test) for t in reference.estimators_]))
+
+
+def _tree_with_fantasies(tree: DecisionTreeRegressor, X_f: np.ndarray, y_f: np.ndarray) -> np.ndarray:
+    """A fitted tree's leaf values after adding rows (X_f, y_f) of weight 1 to its leaves, from
+    scikit-learn's own leaf statistics (mean and in-bag weight per node)."""
+    nodes = tree.tree_
+    sums = nodes.value[:, 0, 0] * nodes.weighted_n_node_samples
+    weights = nodes.weighted_n_node_samples.copy()
+    leaves = tree.apply(X_f)
+    np.add.at(sums, leaves, y_f)
+    np.add.at(weights, leaves, 1.0)
+    return sums / weights
+
+
+@pytest.mark.parametrize("kind", FOREST_KINDS)
+def test_forest_fantasies_add_rows_to_sklearns_leaf_statistics(kind: str) -> None:
+    X, y, test = _forest_problem()
+    model = ForestSurrogate(random_state=3, n_trees=24, kind=kind).fit(X, y)
+    reference = clone(model.estimator).fit(X, y)
+    X_f, y_f = test[:6], np.array([3.0, -2.0, 3.0, 0.5, 3.0, -1.0])  # far from the data: the means move
+    per_tree = np.array([_tree_with_fantasies(t, X_f, y_f)[t.apply(test)] for t in reference.estimators_])
+    _assert_tree_mean_and_spread(
+        *model.conditioned(np.vstack([X, X_f]), np.r_[y, y_f]).predict(test), per_tree
+    )
+    posterior = model.fantasy_posterior(test)
+    for x, value in zip(X_f, y_f, strict=True):
+        assert posterior.add(x, value) == value
+    _assert_tree_mean_and_spread(*posterior.predict_candidates(np.arange(len(test))), per_tree)
+    assert np.abs(per_tree.mean(axis=0) - reference.predict(test)).max() > 0.1
+    with pytest.raises(ValueError, match="fit rows first"):
+        model.conditioned(X[1:], y[1:])
 
 
 def test_transform_outputs() -> None:
