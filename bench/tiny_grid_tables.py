@@ -32,10 +32,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "trainer_image")]
 
+from trainer.tasks import all_tasks  # noqa: E402
+
 from bench.report import write_section  # noqa: E402
 
-TASKS = ("sst2", "mrpc", "cifar10")
-QUALITY = {"sst2": "f1", "mrpc": "f1", "cifar10": "top5_accuracy"}
+# The trainer's registered tasks, and the quality metric each table records beside accuracy.
+TASKS = tuple(spec.name for spec in all_tasks())
+QUALITY = {spec.name: spec.quality_metrics[0] for spec in all_tasks()}
 SECTION = "tiny-grid"
 NEAR_BEST = 0.005  # "near the best": accuracy within 0.5 percentage points of the grid's best
 MAX_WORKERS = 2
@@ -226,7 +229,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line flags."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--tasks", default=",".join(TASKS), help="comma-separated subset of sst2,mrpc,cifar10"
+        "--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}"
     )
     parser.add_argument("--workers", type=int, default=MAX_WORKERS, help="parallel trials, 1 or 2")
     parser.add_argument("--seed", type=int, default=42, help="the trainer's --seed for every trial")

@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 from trainer.cli import build_parser
-from trainer.config import TINY_SEQ_LENGTH_DIVISOR, TINY_TEXT_LR_SCALE, TINY_VISION_WD_SCALE, RunConfig
+from trainer.config import TINY_SEQ_LENGTH_DIVISOR, RunConfig
+from trainer.tasks import TINY_TEXT_LR_SCALE, TINY_VISION_WD_SCALE
 from trainer.tiny_data import CIFAR_CLASSES, LABEL_NOISE, VISIBLE_AT_128, cifar_class, tiny_dataset
 
 from tests.trainer.helpers import trial_args

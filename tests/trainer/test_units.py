@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 import torch
 from trainer.data import EpochBatchSampler, epoch_permutation, steps_per_epoch
-from trainer.tasks import lr_lambda
+from trainer.optim import lr_lambda
 from trainer.tiny_data import tiny_dataset, vocabulary
 
 

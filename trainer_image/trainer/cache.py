@@ -4,7 +4,7 @@
 
     <cache>/models/<hf-name>/          save_pretrained model + tokenizer (e.g. models/bert-base-uncased)
     <cache>/models/resnet50/<file>.pth torchvision ImageNet ResNet-50 weights (IMAGENET1K_V2)
-    <cache>/datasets/<task>/           DatasetDict.save_to_disk (sst2, mrpc: nyu-mll/glue; cifar10: uoft-cs/cifar10)
+    <cache>/datasets/<task>/           DatasetDict.save_to_disk of the task's hub dataset (trainer.tasks)
 """
 
 from __future__ import annotations
@@ -14,11 +14,6 @@ from pathlib import Path
 
 from trainer.errors import MissingCacheError
 
-HUB_DATASETS = {
-    "sst2": ("nyu-mll/glue", "sst2"),
-    "mrpc": ("nyu-mll/glue", "mrpc"),
-    "cifar10": ("uoft-cs/cifar10", None),
-}
 RESNET50_WEIGHTS_FILE = "resnet50-11ad3fa6.pth"  # torchvision ResNet50_Weights.IMAGENET1K_V2
 RESNET50_WEIGHTS_URL = f"https://download.pytorch.org/models/{RESNET50_WEIGHTS_FILE}"
 _TRUE = {"1", "true", "yes", "on"}

@@ -14,22 +14,26 @@ from collections.abc import Sequence
 
 import trainer.process_clock  # noqa: F401  (first: starts the gpu_seconds clock as the CLI loads)
 from trainer.arg_types import csv_choices, float_range, int_range
-from trainer.config import TINY_TEXT_LR_SCALE
 from trainer.distributed import DEFAULT_TIMEOUT_S, rank_from_env
-from trainer.katib_metrics import TASKS
+from trainer.tasks import TINY_TEXT_LR_SCALE, all_tasks, task_names
 
 DEFAULT_CACHE_DIR = os.environ.get("TRAINER_CACHE_DIR", "/cache")
 DEFAULT_DB_MANAGER = "katib-db-manager.kubeflow:6789"
+
+
+def _titles() -> str:
+    return ", ".join(spec.title for spec in all_tasks())
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
         help="train one trial and print Katib metric lines",
-        description="Fine-tune BERT on GLUE SST-2/MRPC or train ResNet-50 on CIFAR-10 for one Katib trial.",
+        description=f"Train one Katib trial of a registered task ({_titles()}): BERT fine-tuning for "
+        "text tasks, ResNet-50 for image tasks.",
     )
     need = train.add_argument_group("hyperparameters")
-    need.add_argument("--task", required=True, choices=TASKS, help="which dataset and model family")
+    need.add_argument("--task", required=True, choices=task_names(), help="which dataset and model family")
     need.add_argument(
         "--learning-rate",
         required=True,
@@ -132,9 +136,11 @@ def _add_warm_cache(sub: argparse._SubParsersAction) -> None:
     warm = sub.add_parser(
         "warm-cache",
         help="download models and datasets into the cache once",
-        description="Download BERT (+tokenizer), GLUE SST-2/MRPC, CIFAR-10 and ResNet-50 ImageNet weights.",
+        description=f"Download the tasks' datasets ({_titles()}) and the models they need (BERT with "
+        "its tokenizer, ResNet-50 ImageNet weights).",
     )
-    warm.add_argument("--tasks", type=csv_choices(TASKS), default=list(TASKS), help="comma-separated tasks")
+    tasks = task_names()
+    warm.add_argument("--tasks", type=csv_choices(tasks), default=list(tasks), help="comma-separated tasks")
     warm.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="cache folder to fill")
     warm.add_argument("--text-model", default="bert-base-uncased", help="HF model name for the text tasks")
 
@@ -217,7 +223,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with the ``train``, ``warm-cache`` and ``bench`` subcommands."""
     parser = argparse.ArgumentParser(
-        prog="python -m trainer", description="Katib trial trainer: BERT on GLUE, ResNet-50 on CIFAR-10."
+        prog="python -m trainer",
+        description="Katib trial trainer: BERT for text tasks, ResNet-50 for image tasks.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,warm-cache,bench}")
     _add_train(sub)

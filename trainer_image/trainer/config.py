@@ -8,24 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from trainer.distributed import DEFAULT_TIMEOUT_S
-from trainer.katib_metrics import TEXT_TASKS
+from trainer.tasks import TaskSpec, get_task
 
-DEFAULT_MODEL = {"sst2": "bert-base-uncased", "mrpc": "bert-base-uncased", "cifar10": "resnet50"}
-VISION_MODELS = ("resnet50", "resnet50-cifar")
-TINY_MODEL = {"sst2": "tiny-bert", "mrpc": "tiny-bert", "cifar10": "tiny-resnet"}
 TINY_IMAGE_SIZE = 12  # the tiny ResNet's default training resolution (images are 32 px, resized)
-# The seed's BERT learning rates (2e-5..5e-5) are fine-tuning rates for a *pretrained* model; the tiny
-# preset's BERT is trained from scratch in seconds and sits at the majority class at those rates. It
-# therefore scales the given rate by this factor (printed in the trial log), so that the same Experiment
-# spec still ranks learning rates meaningfully at tiny scale. `--lr-scale` overrides it.
-TINY_TEXT_LR_SCALE = 100.0
+# --image-size default per vision model: the tiny ResNet's, CIFAR's own, and a pretrained model's
+DEFAULT_IMAGE_SIZE = {"tiny-resnet": TINY_IMAGE_SIZE, "resnet50-cifar": 32, "resnet50": 160}
 # The tiny text preset's sentences are 5-30 words, so it truncates at max_seq_length / 8 tokens (16 for the
 # seed's 128, 32 for 256): some decisive words come after token 16, and a longer max_seq_length costs
 # more time, as in the full task (where the seed's sentences would rarely reach 128 tokens).
 TINY_SEQ_LENGTH_DIVISOR = 8
-# A tiny CIFAR trial takes ~100x fewer SGD steps than a real one, so the total decay lr*wd*steps that
-# the seed's weight decays (1e-4, 1e-3) stand for would vanish; the tiny vision preset scales them by this.
-TINY_VISION_WD_SCALE = 10.0
 # Fields that do not change what is computed; everything else must match to resume a checkpoint.
 NOT_IN_FINGERPRINT = (
     "cache_dir",
@@ -72,14 +63,19 @@ class RunConfig:
     dist_timeout: int = DEFAULT_TIMEOUT_S
 
     @property
+    def spec(self) -> TaskSpec:
+        """The registered task this trial trains."""
+        return get_task(self.task)
+
+    @property
     def effective_learning_rate(self) -> float:
         """The rate the optimizer uses: ``--learning-rate`` x ``lr_scale``."""
         return self.learning_rate * self.lr_scale
 
     @property
     def effective_weight_decay(self) -> float:
-        """The decay the optimizer uses: ``--weight-decay``, scaled in the tiny vision preset."""
-        scale = TINY_VISION_WD_SCALE if (self.preset == "tiny" and not self.is_text) else 1.0
+        """The decay the optimizer uses: ``--weight-decay``, scaled by the task's tiny-preset factor."""
+        scale = self.spec.tiny_weight_decay_scale if self.preset == "tiny" else 1.0
         return self.weight_decay * scale
 
     @property
@@ -102,15 +98,14 @@ class RunConfig:
                 f"{self.effective_max_seq_length} tokens"
             )
         if self.effective_weight_decay != self.weight_decay:
-            notes.append(
-                f"weight decay {self.weight_decay:g} x {TINY_VISION_WD_SCALE:g} = {self.effective_weight_decay:g}"
-            )
+            scale = self.spec.tiny_weight_decay_scale
+            notes.append(f"weight decay {self.weight_decay:g} x {scale:g} = {self.effective_weight_decay:g}")
         return notes
 
     @property
     def is_text(self) -> bool:
-        """Whether the task is a GLUE text task (else CIFAR-10)."""
-        return self.task in TEXT_TASKS
+        """Whether the task is of the text family (BERT; else vision, ResNet)."""
+        return self.spec.family == "text"
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a checkpoint must have been written with to be resumed."""
@@ -119,22 +114,23 @@ class RunConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunConfig:
         """Fill task defaults into parsed ``train`` arguments and check cross-field rules."""
-        text = args.task in TEXT_TASKS
-        model = args.model or DEFAULT_MODEL[args.task]
+        spec = get_task(args.task)
+        text = spec.family == "text"
+        model = args.model or spec.default_model
         if args.preset == "tiny":
-            model = TINY_MODEL[args.task]
-        elif not text and model not in VISION_MODELS:
+            model = spec.tiny_model
+        elif spec.models and model not in spec.models:
             raise argparse.ArgumentTypeError(
-                f"--model for cifar10 must be one of {', '.join(VISION_MODELS)}, got {model!r}"
+                f"--model for {spec.name} must be one of {', '.join(spec.models)}, got {model!r}"
             )
         image_size = args.image_size
         if not text and image_size is None:
-            image_size = {"tiny-resnet": TINY_IMAGE_SIZE, "resnet50-cifar": 32, "resnet50": 160}[model]
+            image_size = DEFAULT_IMAGE_SIZE[model]
         lr_scale = args.lr_scale
         if lr_scale is None:
-            lr_scale = TINY_TEXT_LR_SCALE if (args.preset == "tiny" and text) else 1.0
-        weight_decay = args.weight_decay if args.weight_decay is not None else (0.01 if text else 5e-4)
-        warmup = args.warmup_ratio if args.warmup_ratio is not None else (0.1 if text else 0.0)
+            lr_scale = spec.tiny_lr_scale if args.preset == "tiny" else 1.0
+        weight_decay = args.weight_decay if args.weight_decay is not None else spec.default_weight_decay
+        warmup = args.warmup_ratio if args.warmup_ratio is not None else spec.default_warmup_ratio
         output_dir = str(Path(args.output_dir))
         checkpoint_dir = args.checkpoint_dir or str(Path(output_dir) / "checkpoint")
         return cls(

@@ -10,25 +10,20 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from trainer.cache import HUB_DATASETS, dataset_dir, missing, offline, warm_cache_command
+from trainer.cache import dataset_dir, missing, offline, warm_cache_command
 from trainer.distributed import shard_bounds
 from trainer.errors import MissingCacheError
+from trainer.tasks import get_task
 from trainer.tiny_data import Splits, tiny_dataset
-
-TASK_COLUMNS = {
-    "sst2": ("sentence", "label"),
-    "mrpc": ("sentence1", "sentence2", "label"),
-    "cifar10": ("img", "label"),
-}
-EVAL_SPLIT = {"sst2": "validation", "mrpc": "validation", "cifar10": "test"}
 
 
 def load_splits(task: str, preset: str, cache_dir: str) -> Splits:
     """Train and evaluation splits of ``task`` as ``{split: {column: list}}``.
 
     ``tiny`` makes them in code; ``full`` reads ``<cache>/datasets/<task>`` (save_to_disk layout) or,
-    when online and the cache lacks it, the hub dataset.
+    when online and the cache lacks it, the task's hub dataset. Only the task's columns are kept.
     """
+    spec = get_task(task)
     if preset == "tiny":
         return tiny_dataset(task)
     import datasets
@@ -45,21 +40,21 @@ def load_splits(task: str, preset: str, cache_dir: str) -> Splits:
     elif offline():
         raise missing(f"dataset {task!r}", path, cache_dir, task)
     else:
-        repo, config = HUB_DATASETS[task]
+        repo, config = spec.hub_dataset
         loaded = datasets.load_dataset(repo, config)
-    wanted = ("train", EVAL_SPLIT[task])
+    wanted = ("train", spec.eval_split)
     absent = [split for split in wanted if split not in loaded]
     if absent:
         raise MissingCacheError(f"dataset at {path} has no split(s) {absent}; found {list(loaded)}")
     out: Splits = {}
     for split in wanted:
         table = loaded[split]
-        lacking = [c for c in TASK_COLUMNS[task] if c not in table.column_names]
+        lacking = [c for c in spec.columns if c not in table.column_names]
         if lacking:
             raise MissingCacheError(
                 f"dataset {task} split {split} lacks column(s) {lacking}; has {table.column_names}"
             )
-        out[split] = {column: list(table[column]) for column in TASK_COLUMNS[task]}
+        out[split] = {column: list(table[column]) for column in spec.columns}
     return out
 
 

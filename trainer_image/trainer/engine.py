@@ -30,6 +30,7 @@ from trainer.errors import (
 )
 from trainer.gpu_meter import GpuMeter, meter_for_torch_device
 from trainer.katib_metrics import metric_names_for_task
+from trainer.optim import lr_lambda
 from trainer.parallel import (
     check_batch_split,
     default_num_workers,
@@ -40,7 +41,7 @@ from trainer.parallel import (
 from trainer.process_clock import PROCESS_START
 from trainer.prom_exporter import TrainingExporter
 from trainer.reporter import MetricReporter
-from trainer.tasks import PreparedTask, lr_lambda
+from trainer.tasks import PreparedTask, load_ref
 
 
 class StopFlag:
@@ -106,7 +107,7 @@ def _check_finite(value: torch.Tensor, what: str, cfg: RunConfig, epoch: int, st
 
 
 def prepare(cfg: RunConfig, device: torch.device, num_workers: int, dist: Dist | None = None) -> PreparedTask:
-    """Build the task family for ``cfg.task`` (lazy imports: no transformers for vision and vice versa)."""
+    """Build ``cfg.task`` with its registered ``prepare`` (imported here: no transformers for vision and vice versa)."""
     if device.type == "cuda":
 
         def autocast() -> Any:
@@ -114,13 +115,7 @@ def prepare(cfg: RunConfig, device: torch.device, num_workers: int, dist: Dist |
 
     else:
         autocast = contextlib.nullcontext
-    if cfg.is_text:
-        from trainer.text_task import prepare_text
-
-        return prepare_text(cfg, device, autocast, num_workers, dist)
-    from trainer.vision_task import prepare_vision
-
-    return prepare_vision(cfg, device, autocast, num_workers, dist)
+    return load_ref(cfg.spec.prepare)(cfg, device, autocast, num_workers, dist)
 
 
 class Trial:

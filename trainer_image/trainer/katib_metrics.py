@@ -16,6 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from trainer.tasks import TEXT_METRICS as TEXT_METRICS  # re-exported: each family's quality metrics
+from trainer.tasks import VISION_METRICS as VISION_METRICS
+from trainer.tasks import get_task, task_names
+
 # Katib's default metrics filter (pkg/metricscollector/v1beta1/common/const.go). Go's RE2 classes are
 # ASCII-only, hence re.ASCII when compiling it here.
 KATIB_METRIC_REGEX = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
@@ -23,14 +27,14 @@ _METRIC_RE = re.compile(KATIB_METRIC_REGEX, re.ASCII)
 
 UNAVAILABLE = "unavailable"
 OBJECTIVE_METRIC = "accuracy"
-TEXT_METRICS = ("f1",)
-VISION_METRICS = ("top5_accuracy",)
 COST_METRICS = ("gpu_seconds", "train_seconds", "gpu_energy_j")
 EVAL_LOSS = "eval_loss"
 SAMPLES_PER_SECOND = "samples_per_second"
-TEXT_TASKS = ("sst2", "mrpc")
-VISION_TASKS = ("cifar10",)
-TASKS = TEXT_TASKS + VISION_TASKS
+# The tasks registered when this module loads, by family (trainer.tasks is the source; read the
+# registry itself where a task registered later must count).
+TEXT_TASKS = task_names("text")
+VISION_TASKS = task_names("vision")
+TASKS = task_names()
 STRATEGIES = ("min", "max", "latest")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -51,13 +55,8 @@ class MetricPoint:
 
 
 def metric_names_for_task(task: str) -> list[str]:
-    """Names of the metrics on the trainer's final line for ``task`` (objective first)."""
-    if task in TEXT_TASKS:
-        quality = list(TEXT_METRICS)
-    elif task in VISION_TASKS:
-        quality = list(VISION_METRICS)
-    else:
-        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+    """Names of the metrics on the trainer's final line for registered ``task`` (objective first)."""
+    quality = get_task(task).quality_metrics
     return [OBJECTIVE_METRIC, *quality, EVAL_LOSS, *COST_METRICS, SAMPLES_PER_SECOND]
 
 

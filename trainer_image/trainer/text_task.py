@@ -13,7 +13,6 @@ from torch import nn
 from trainer.cache import resolve_text_model
 from trainer.config import RunConfig
 from trainer.data import (
-    EVAL_SPLIT,
     EpochBatchSampler,
     ListDataset,
     eval_shard,
@@ -23,10 +22,10 @@ from trainer.data import (
 )
 from trainer.distributed import Dist
 from trainer.eval_metrics import accuracy, binary_f1
-from trainer.tasks import PreparedTask, decay_groups, fused_kwargs
+from trainer.optim import decay_groups, fused_kwargs
+from trainer.tasks import PreparedTask, get_task
 from trainer.tiny_data import vocabulary
 
-TEXT_COLUMNS = {"sst2": ("sentence",), "mrpc": ("sentence1", "sentence2")}
 TINY_BERT = {
     "hidden_size": 64,
     "num_hidden_layers": 2,
@@ -46,39 +45,42 @@ def tiny_tokenizer() -> Any:
         return BertTokenizerFast(vocab=str(path), do_lower_case=True)
 
 
-def tiny_bert(vocab_size: int, pad_token_id: int) -> nn.Module:
+def tiny_bert(vocab_size: int, pad_token_id: int, num_labels: int = 2) -> nn.Module:
     """A 2-layer, 64-wide BERT for sequence classification (random init from the global seed)."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id, num_labels=2, **TINY_BERT)
+    config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id, num_labels=num_labels, **TINY_BERT)
     return BertForSequenceClassification(config)
 
 
 def load_text_model(cfg: RunConfig) -> tuple[Any, nn.Module, str]:
     """(tokenizer, model, source) for the preset: tiny in code, full from the cache or the hub."""
+    num_labels = cfg.spec.num_labels
     if cfg.preset == "tiny":
         tokenizer = tiny_tokenizer()
-        return tokenizer, tiny_bert(len(tokenizer), tokenizer.pad_token_id), "tiny-bert (in code)"
+        return tokenizer, tiny_bert(len(tokenizer), tokenizer.pad_token_id, num_labels), "tiny-bert (in code)"
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     source = resolve_text_model(cfg.model, cfg.cache_dir, cfg.task)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
     return tokenizer, model, source
 
 
 def tokenize(
     tokenizer: Any, columns: dict[str, list[Any]], task: str, max_length: int
 ) -> list[dict[str, Any]]:
-    """Tokenized examples (no padding) with their labels."""
-    texts = [columns[c] for c in TEXT_COLUMNS[task]]
+    """Tokenized examples (no padding) of ``task``'s input columns, with their labels."""
+    spec = get_task(task)
+    texts = [columns[c] for c in spec.input_columns]
+    labels = columns[spec.label_column]
     encoded = tokenizer(*texts, truncation=True, max_length=max_length, padding=False)
     type_ids = encoded.get("token_type_ids")
     return [
         {
             "input_ids": ids,
             "token_type_ids": type_ids[i] if type_ids is not None else [0] * len(ids),
-            "label": int(columns["label"][i]),
+            "label": int(labels[i]),
         }
         for i, ids in enumerate(encoded["input_ids"])
     ]
@@ -125,7 +127,7 @@ def prepare_text(
     train = tokenize(tokenizer, splits["train"], cfg.task, max_length)
     # evaluation in length order: batches of similar lengths need little padding (metrics are order-free)
     evaluation = sorted(
-        tokenize(tokenizer, splits[EVAL_SPLIT[cfg.task]], cfg.task, max_length),
+        tokenize(tokenizer, splits[cfg.spec.eval_split], cfg.task, max_length),
         key=lambda e: len(e["input_ids"]),
     )
     model.to(device)
@@ -163,7 +165,8 @@ def prepare_text(
     def evaluate(net: nn.Module) -> dict[str, float]:
         net.eval()
         sampler = eval_shard(len(evaluation), eval_batch, dist.rank, dist.world_size)
-        logits_all, labels_all = [torch.zeros((0, 2))], [torch.zeros((0,), dtype=torch.long)]
+        logits_all = [torch.zeros((0, cfg.spec.num_labels))]
+        labels_all = [torch.zeros((0,), dtype=torch.long)]
         for batch in make_loader(eval_set, sampler, collate, num_workers, pin):
             batch = _to_device(batch, device)
             with autocast():

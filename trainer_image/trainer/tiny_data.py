@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer.tasks import get_task, load_ref
+
 Columns = dict[str, list[Any]]
 Splits = dict[str, Columns]
 
@@ -213,21 +215,31 @@ def _cifar_split(rng: np.random.Generator, n: int) -> Columns:
     return {"img": [Image.fromarray(image, mode="RGB") for image in array], "label": labels.tolist()}
 
 
-@lru_cache(maxsize=3)
-def _generate(task: str) -> Splits:
-    rng = np.random.default_rng([DATA_SEED, hash_task(task)])
-    if task == "sst2":
-        return {split: _sst2_split(rng, n, split != "test") for split, n in TEXT_SIZES["sst2"].items()}
-    if task == "mrpc":
-        return {split: _mrpc_split(rng, n, split != "test") for split, n in TEXT_SIZES["mrpc"].items()}
+def sst2_splits(rng: np.random.Generator) -> Splits:
+    """The tiny SST-2: single sentences, train/validation/test (test labels -1)."""
+    return {split: _sst2_split(rng, n, split != "test") for split, n in TEXT_SIZES["sst2"].items()}
+
+
+def mrpc_splits(rng: np.random.Generator) -> Splits:
+    """The tiny MRPC: sentence pairs, train/validation/test (test labels -1)."""
+    return {split: _mrpc_split(rng, n, split != "test") for split, n in TEXT_SIZES["mrpc"].items()}
+
+
+def cifar10_splits(rng: np.random.Generator) -> Splits:
+    """The tiny CIFAR-10: 32x32 RGB images of 10 classes, train/test."""
     return {split: _cifar_split(rng, n) for split, n in IMAGE_SIZES.items()}
 
 
+@lru_cache(maxsize=8)
+def _generate(task: str, generator: str) -> Splits:
+    rng = np.random.default_rng([DATA_SEED, hash_task(task)])
+    return load_ref(generator)(rng)
+
+
 def tiny_dataset(task: str) -> Splits:
-    """The tiny dataset for ``task`` as ``{split: {column: values}}`` (deterministic; fresh lists)."""
-    if task not in ("sst2", "mrpc", "cifar10"):
-        raise ValueError(f"unknown task {task!r}; allowed: sst2, mrpc, cifar10")
-    return {split: {k: list(v) for k, v in columns.items()} for split, columns in _generate(task).items()}
+    """The tiny dataset of registered ``task`` as ``{split: {column: values}}`` (deterministic; fresh lists)."""
+    generated = _generate(task, get_task(task).tiny_data)
+    return {split: {k: list(v) for k, v in columns.items()} for split, columns in generated.items()}
 
 
 def hash_task(task: str) -> int:

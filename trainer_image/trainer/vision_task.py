@@ -17,7 +17,6 @@ from torch import nn
 from trainer.cache import missing, resnet50_weights_path
 from trainer.config import RunConfig
 from trainer.data import (
-    EVAL_SPLIT,
     EpochBatchSampler,
     eval_shard,
     global_batch_at,
@@ -27,13 +26,14 @@ from trainer.data import (
 )
 from trainer.distributed import Dist, shard_bounds
 from trainer.eval_metrics import accuracy, top_k_accuracy
-from trainer.tasks import PreparedTask, decay_groups, fused_kwargs
+from trainer.optim import decay_groups, fused_kwargs
+from trainer.tasks import PreparedTask
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # CIFAR-10's; a trial uses its task's num_labels
 TINY_WIDTHS = (4, 8, 16, 32)
 CROP_PADDING = 4
 
@@ -45,7 +45,7 @@ def cifar_stem(model: nn.Module, width: int = 64) -> nn.Module:
     return model
 
 
-def tiny_resnet() -> nn.Module:
+def tiny_resnet(num_classes: int = NUM_CLASSES) -> nn.Module:
     """torchvision's ResNet with one Bottleneck per stage and widths 4/8/16/32 (CIFAR stem).
 
     The same class and blocks as ResNet-50, narrowed so a trial trains in about a second on one CPU
@@ -67,7 +67,7 @@ def tiny_resnet() -> nn.Module:
             self.layer3 = self._make_layer(Bottleneck, TINY_WIDTHS[2], 1, stride=2)
             self.layer4 = self._make_layer(Bottleneck, TINY_WIDTHS[3], 1, stride=2)
             self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(TINY_WIDTHS[3] * Bottleneck.expansion, NUM_CLASSES)
+            self.fc = nn.Linear(TINY_WIDTHS[3] * Bottleneck.expansion, num_classes)
             for module in self.modules():
                 if isinstance(module, nn.Conv2d):
                     nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -77,13 +77,18 @@ def tiny_resnet() -> nn.Module:
 
 def load_vision_model(cfg: RunConfig) -> tuple[nn.Module, str, bool]:
     """(model, source, imagenet_normalisation) for the preset and ``--model``."""
+    classes = cfg.spec.num_labels
     if cfg.preset == "tiny":
-        return tiny_resnet(), "tiny-resnet (torchvision ResNet, Bottleneck [1,1,1,1], widths 4-32)", False
+        return (
+            tiny_resnet(classes),
+            "tiny-resnet (torchvision ResNet, Bottleneck [1,1,1,1], widths 4-32)",
+            False,
+        )
     from torchvision.models import resnet50
 
     if cfg.model == "resnet50-cifar":
         return (
-            cifar_stem(resnet50(weights=None, num_classes=NUM_CLASSES)),
+            cifar_stem(resnet50(weights=None, num_classes=classes)),
             "resnet50 (from scratch, CIFAR stem)",
             False,
         )
@@ -94,11 +99,11 @@ def load_vision_model(cfg: RunConfig) -> tuple[nn.Module, str, bool]:
         from trainer.cache import RESNET50_WEIGHTS_URL, offline
 
         if offline():
-            raise missing("ImageNet ResNet-50 weights", path, cfg.cache_dir, "cifar10")
+            raise missing("ImageNet ResNet-50 weights", path, cfg.cache_dir, cfg.task)
         state = torch.hub.load_state_dict_from_url(RESNET50_WEIGHTS_URL, map_location="cpu", progress=False)
     model = resnet50(weights=None)
     model.load_state_dict(state)
-    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+    model.fc = nn.Linear(model.fc.in_features, classes)
     return model, f"resnet50 (ImageNet weights {path.name})", True
 
 
@@ -182,7 +187,7 @@ def _as_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, t
 def prepare_vision(
     cfg: RunConfig, device: torch.device, autocast: Any, num_workers: int, dist: Dist | None = None
 ) -> PreparedTask:
-    """Build the CIFAR-10 task: model, uint8 image tensors, loaders, loss, evaluation and SGD.
+    """Build an image classification task (CIFAR-10): model, uint8 image tensors, loaders, loss, evaluation and SGD.
 
     Under data parallelism (``dist``) each rank trains on its slice of every global batch (with the
     augmentation a single process would draw for those images) and evaluates its block of the test
@@ -191,11 +196,12 @@ def prepare_vision(
     dist = dist or Dist()
     splits = load_splits(cfg.task, cfg.preset, cfg.cache_dir)
     model, source, imagenet = load_vision_model(cfg)
-    train_x = images_to_tensor(splits["train"]["img"])
-    train_y = [int(y) for y in splits["train"]["label"]]
-    eval_name = EVAL_SPLIT[cfg.task]
-    eval_x = images_to_tensor(splits[eval_name]["img"])
-    eval_y = [int(y) for y in splits[eval_name]["label"]]
+    (image_column,), label_column = cfg.spec.input_columns, cfg.spec.label_column
+    train_x = images_to_tensor(splits["train"][image_column])
+    train_y = [int(y) for y in splits["train"][label_column]]
+    eval_name = cfg.spec.eval_split
+    eval_x = images_to_tensor(splits[eval_name][image_column])
+    eval_y = [int(y) for y in splits[eval_name][label_column]]
     model.to(device, memory_format=torch.channels_last)
     size = int(cfg.image_size or 32)
     normalise = Normaliser(size, imagenet, device)
@@ -231,7 +237,7 @@ def prepare_vision(
     def evaluate(net: nn.Module) -> dict[str, float]:
         net.eval()
         sampler = eval_shard(len(eval_set), eval_batch, dist.rank, dist.world_size)
-        logits_all = [torch.zeros((0, NUM_CLASSES))]
+        logits_all = [torch.zeros((0, cfg.spec.num_labels))]
         labels_all = [torch.zeros((0,), dtype=torch.long)]
         for images, labels in make_loader(eval_set, sampler, _as_batch, num_workers, pin):
             images = images.to(device, non_blocking=True)

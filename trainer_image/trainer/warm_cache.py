@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from trainer.cache import HUB_DATASETS, RESNET50_WEIGHTS_URL, dataset_dir, model_dir, resnet50_weights_path
-from trainer.katib_metrics import TEXT_TASKS
+from trainer.cache import RESNET50_WEIGHTS_URL, dataset_dir, model_dir, resnet50_weights_path
+from trainer.tasks import get_task
 
 
 def _note(message: str) -> None:
@@ -39,7 +40,7 @@ def warm_dataset(cache_dir: str | Path, task: str) -> Path:
     if target.is_dir():
         _note(f"dataset {task} already cached at {target}")
         return target
-    repo, config = HUB_DATASETS[task]
+    repo, config = get_task(task).hub_dataset
     loaded = datasets.load_dataset(repo, config)
     tmp = target.with_name(target.name + ".partial")
     loaded.save_to_disk(str(tmp))
@@ -62,12 +63,21 @@ def warm_resnet50(cache_dir: str | Path) -> Path:
     return target
 
 
+def model_warmers(cache_dir: str | Path, text_model: str) -> dict[str, Callable[[], Path]]:
+    """What fills each model entry a task can list in ``warm_models`` (trainer.tasks.MODEL_ENTRIES)."""
+    return {
+        "text-model": lambda: warm_text_model(cache_dir, text_model),
+        "resnet50-imagenet": lambda: warm_resnet50(cache_dir),
+    }
+
+
 def warm_cache(tasks: list[str], cache_dir: str | Path, text_model: str = "bert-base-uncased") -> None:
-    """Fill the cache for ``tasks`` (idempotent: cached entries are kept)."""
+    """Fill the cache for ``tasks``: the models they list, once each, then their datasets (idempotent:
+    cached entries are kept)."""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    if any(task in TEXT_TASKS for task in tasks):
-        warm_text_model(cache_dir, text_model)
+    warmers = model_warmers(cache_dir, text_model)
+    entries = dict.fromkeys(entry for task in tasks for entry in get_task(task).warm_models)
+    for entry in entries:
+        warmers[entry]()
     for task in tasks:
         warm_dataset(cache_dir, task)
-    if "cifar10" in tasks:
-        warm_resnet50(cache_dir)
