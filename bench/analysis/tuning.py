@@ -17,7 +17,6 @@ and renders the tables with the numbers the recommendation rests on.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from bench.analysis import crosscheck, sweep  # noqa: E402
+from bench.optimizers.runner import read_csv  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 DEV = RESULTS / "sweep" / "dev.csv"
@@ -42,12 +42,10 @@ STREAMS = ("cand:", "cand-b:", "cand-c:")
 
 
 def late_ask_ms(trials_csv: Path, optimizer: str) -> float:
-    """Mean ms per suggestion (ask) at trials 25-32 of ``optimizer``'s runs in a runner trials.csv."""
-    if not trials_csv.is_file():
-        return float("nan")
-    with trials_csv.open(newline="") as handle:
-        vals = [1000 * float(r["ask_seconds"]) for r in csv.DictReader(handle)
-                if r["optimizer"] == optimizer and 25 <= int(r["index"]) <= 32]  # fmt: skip
+    """Mean ms per suggestion (ask) at trials 25-32 of ``optimizer``'s runs in a runner trials.csv
+    (or its trials.csv.gz); NaN when there are none."""
+    vals = [1000 * float(r["ask_seconds"]) for r in read_csv(trials_csv)
+            if r["optimizer"] == optimizer and 25 <= int(r["index"]) <= 32]  # fmt: skip
     return float(np.mean(vals)) if vals else float("nan")
 
 

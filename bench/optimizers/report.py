@@ -360,7 +360,7 @@ def render(suite: Suite, command: str, tasks: Sequence[Task], runs: Sequence[Run
         f"Machine: {platform.machine()} {platform.processor() or ''} Python {platform.python_version()}, "
         f"one process, numerical libraries on one thread; the runs took {wall_seconds / 60:.0f} min in all "
         "(2 cores shared with other work, so timings are noisy). "
-        "Raw results: `bench/results/" + suite.name + "/` (trials.csv, runs.csv, outcomes.csv).",
+        "Raw results: `bench/results/" + suite.name + "/` (trials.csv.gz, runs.csv, outcomes.csv).",
         "",
         "Peer versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         "",

@@ -3,7 +3,9 @@
 Files in the output folder (``bench/results/<suite>`` by default):
 
 * ``trials.csv``: one row per evaluated trial (task, optimizer, seed, mode, index, config, value, cost,
-  ask_seconds, tell_seconds, repeat);
+  ask_seconds, tell_seconds, repeat), kept gzip-compressed at rest as ``trials.csv.gz`` (the committed
+  results are large): a run works on the plain file and compresses it when it finishes; readers take
+  either (see ``read_csv``);
 * ``runs.csv``: one row per run (its length, wall seconds and error, if a peer crashed);
 * ``outcomes.csv``: per-run metrics (see ``metrics``), written at the end.
 
@@ -14,7 +16,9 @@ interrupted run continues; ``rerun`` names optimizers whose old rows are dropped
 from __future__ import annotations
 
 import csv
+import gzip
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +33,7 @@ from bench.optimizers.suites import Suite, available_tables
 from bench.optimizers.tasks import TABLES_DIR, FunctionTask, GridTask, LiveTask, Task, load_table
 
 RUN_FIELDS = ("task", "optimizer", "seed", "mode", "trials", "seconds", "error")
+TRIALS = "trials.csv"
 
 
 def build_tasks(suite: Suite, families: Sequence[str]) -> list[Task]:
@@ -86,11 +91,43 @@ def _factory(name: str, backend: ServiceBackend) -> Callable[[Problem], Optimize
     return PEERS[name].build
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def _packed(path: Path) -> Path:
+    return path.with_name(path.name + ".gz")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of ``path``, or of its gzip-compressed twin ``path.gz`` when only that exists (the plain
+    file is the one a run is writing, so it wins); no rows when neither exists."""
+    if path.exists():
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+    if _packed(path).exists():
+        with gzip.open(_packed(path), "rt", newline="") as handle:
+            return list(csv.DictReader(handle))
+    return []
+
+
+def _unpack(path: Path) -> None:
+    """Expand ``path.gz`` into ``path`` (and drop the .gz) so that a run can append to it."""
+    if path.exists() or not _packed(path).exists():
+        return
+    with gzip.open(_packed(path), "rb") as src, path.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    _packed(path).unlink()
+
+
+def _pack(path: Path) -> None:
+    """Compress ``path`` into ``path.gz`` (byte-identical for identical rows: no name or time stamp in
+    the header) and drop the plain file."""
     if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        return
+    with (
+        path.open("rb") as src,
+        _packed(path).open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as dst,
+    ):
+        shutil.copyfileobj(src, dst)
+    path.unlink()
 
 
 def _write_rows(path: Path, header: Sequence[str], rows: Sequence[dict], mode: str = "a") -> None:
@@ -107,9 +144,9 @@ def _float_or_none(text: str) -> float | None:
 
 
 def load_results(out: Path) -> list[RunResult]:
-    """The runs recorded in ``out`` (trials.csv + runs.csv)."""
+    """The runs recorded in ``out`` (trials.csv or trials.csv.gz, and runs.csv)."""
     records: dict[tuple, list[TrialRecord]] = {}
-    for r in _read_csv(out / "trials.csv"):
+    for r in read_csv(out / TRIALS):
         key = (r["task"], r["optimizer"], int(r["seed"]), r["mode"])
         records.setdefault(key, []).append(
             TrialRecord(r["task"], r["optimizer"], int(r["seed"]), r["mode"], int(r["index"]), r["config"],
@@ -117,7 +154,7 @@ def load_results(out: Path) -> list[RunResult]:
                         float(r["tell_seconds"]), r["repeat"] == "True")
         )  # fmt: skip
     runs = []
-    for r in _read_csv(out / "runs.csv"):
+    for r in read_csv(out / "runs.csv"):
         key = (r["task"], r["optimizer"], int(r["seed"]), r["mode"])
         runs.append(RunResult(*key, sorted(records.get(key, []), key=lambda t: t.index), r["error"]))
     return runs
@@ -125,7 +162,7 @@ def load_results(out: Path) -> list[RunResult]:
 
 def run_seconds(out: Path) -> float:
     """Wall seconds of all runs recorded in ``out`` (summed over resumed invocations)."""
-    return sum(float(r["seconds"]) for r in _read_csv(out / "runs.csv"))
+    return sum(float(r["seconds"]) for r in read_csv(out / "runs.csv"))
 
 
 def run_suite(
@@ -157,14 +194,15 @@ def run_suite(
         return tasks, load_results(out), skipped
     trial_header = [f.name for f in fields(TrialRecord)]
     if not resume:
-        for f in ("trials.csv", "runs.csv"):
+        for f in (TRIALS, TRIALS + ".gz", "runs.csv"):
             (out / f).unlink(missing_ok=True)
+    _unpack(out / TRIALS)
     if rerun:
-        kept_runs = [r for r in _read_csv(out / "runs.csv") if r["optimizer"] not in rerun]
-        kept_trials = [r for r in _read_csv(out / "trials.csv") if r["optimizer"] not in rerun]
+        kept_runs = [r for r in read_csv(out / "runs.csv") if r["optimizer"] not in rerun]
+        kept_trials = [r for r in read_csv(out / TRIALS) if r["optimizer"] not in rerun]
         _write_rows(out / "runs.csv", RUN_FIELDS, kept_runs, mode="w")
-        _write_rows(out / "trials.csv", trial_header, kept_trials, mode="w")
-    done = {(r["task"], r["optimizer"], int(r["seed"]), r["mode"]) for r in _read_csv(out / "runs.csv")}
+        _write_rows(out / TRIALS, trial_header, kept_trials, mode="w")
+    done = {(r["task"], r["optimizer"], int(r["seed"]), r["mode"]) for r in read_csv(out / "runs.csv")}
     todo = plan(suite, tasks, usable)
     started = time.perf_counter()
     with ServiceBackend() as backend:
@@ -176,7 +214,7 @@ def run_suite(
             result = run_one(task, _factory(name, backend), name, seed, budget_of(suite, task), parallel,
                              stop_at_best=task.family == "grid")  # fmt: skip
             seconds = time.perf_counter() - t0
-            _write_rows(out / "trials.csv", trial_header, [asdict(r) for r in result.records])
+            _write_rows(out / TRIALS, trial_header, [asdict(r) for r in result.records])
             _write_rows(out / "runs.csv", RUN_FIELDS, [
                 {"task": task.name, "optimizer": name, "seed": seed, "mode": mode,
                  "trials": len(result.records), "seconds": f"{seconds:.2f}", "error": result.error}
@@ -184,6 +222,7 @@ def run_suite(
             if result.error or i % 20 == 0 or seconds > 10:
                 log(f"[{time.perf_counter() - started:7.0f}s {i + 1}/{len(todo)}] {task.name} {name} seed {seed} {mode}: "
                     f"{len(result.records)} trials, {seconds:.1f}s {result.error}")  # fmt: skip
+    _pack(out / TRIALS)
     return tasks, load_results(out), skipped
 
 
