@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -350,8 +350,3 @@ def status_table(experiments: list[Experiment], now: datetime | None = None) -> 
             fmt_hours(row.cost_hours),
         )
     return table
-
-
-def print_renderable(console: Console, renderable: object) -> None:
-    """Print with the console (kept as a seam for tests)."""
-    console.print(renderable)

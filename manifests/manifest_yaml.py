@@ -9,7 +9,6 @@ blocks, and indents sequences under their key (what yamllint's default ``indent-
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,21 +48,11 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def needs_quotes(value: str) -> bool:
-    """True when a plain (unquoted) ``value`` could be read back as a number, boolean, null or date."""
-    return value == "" or bool(_AMBIGUOUS.match(value))
-
-
 def dump(obj: Any) -> str:
     """One YAML document (block style, key order kept, ambiguous strings double-quoted)."""
     return yaml.dump(
         obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True
     )
-
-
-def dump_all(objs: Iterable[Any]) -> str:
-    """Several documents separated by ``---``."""
-    return "---\n".join(dump(o) for o in objs)
 
 
 def load_all_text(text: str, source: str = "<text>") -> list[dict[str, Any]]:

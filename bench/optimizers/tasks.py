@@ -186,11 +186,6 @@ def load_table(path: str | Path, name: str | None = None) -> GridTask:
     )
 
 
-def table_paths(pattern: str = "*.csv") -> list[Path]:
-    """The grid tables shipped in bench/tables (sorted)."""
-    return sorted(TABLES_DIR.glob(pattern))
-
-
 # ---- COCO bbob-mixint ---------------------------------------------------------------------------
 
 
