@@ -1,45 +1,30 @@
-"""Read Katib Experiment definitions from the manifests folder (the one source of truth for search spaces)."""
+"""Read Katib Experiment definitions from the manifests folder (the one source of truth for search spaces).
+
+The Katib fields are read by :mod:`katib_model`; this module finds the files, filters them by task and
+algorithm, and adds the client's own readings (task label, GPU count).
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from client.errors import ClientError
-from client.model import MAXIMIZE, MINIMIZE, Experiment
+from client.model import Experiment
+from katib_model import KatibExperiment, ManifestError, TrialTemplate
 
 TASK_LABEL = "katib-surrogate/task"
 ALGORITHM_LABEL = "katib-surrogate/algorithm"
 DEFAULT_NAMESPACE = "katib-surrogate"
-KATIB_DEFAULT_PARALLEL = 3
-STRATEGIES = ("min", "max", "latest")
 GPU_RESOURCE = "nvidia.com/gpu"
-
-
-def _is_number(value: Any) -> bool:
-    """True for a finite number (or a string of one), not a bool."""
-    if isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _int_or_none(value: Any, field: str, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ClientError(f"{where}: spec.{field} must be an integer, got {value!r}")
-    return value
 
 
 def count_gpus(obj: Any, multiplier: float = 1.0) -> float:
@@ -89,7 +74,12 @@ def task_of(name: str, labels: dict[str, str] | None, algorithm: str) -> str:
 
 @dataclass(frozen=True)
 class ExperimentDef:
-    """One Katib Experiment object as written in the manifests (or stored by the local runner)."""
+    """One Katib Experiment object as written in the manifests (or stored by the local runner).
+
+    Every Katib field is read by ``model`` (:class:`katib_model.KatibExperiment`, with this project's
+    namespace for an unset ``metadata.namespace``); this class adds what only the client needs (task
+    label, GPU count, spec hash, the result-model Experiment) and turns model errors into ClientError.
+    """
 
     body: dict[str, Any]
     path: str = ""
@@ -97,55 +87,32 @@ class ExperimentDef:
     @classmethod
     def from_body(cls, body: dict[str, Any], path: str = "") -> ExperimentDef:
         """Validate the fields the client relies on and wrap the object."""
-        where = f"{path or 'experiment'}"
-        if not isinstance(body, dict) or body.get("kind") != "Experiment":
-            raise ClientError(f"{where}: not a Katib Experiment (kind must be Experiment)")
-        meta = body.get("metadata") or {}
-        if not meta.get("name"):
-            raise ClientError(f"{where}: metadata.name is missing")
-        spec = body.get("spec")
-        if not isinstance(spec, dict):
-            raise ClientError(f"{where}: spec is missing")
-        where = f"{path or 'experiment'} ({meta['name']})"
-        objective = spec.get("objective") or {}
-        if objective.get("type") not in (MAXIMIZE, MINIMIZE):
-            raise ClientError(f"{where}: spec.objective.type must be maximize or minimize")
-        if not objective.get("objectiveMetricName"):
-            raise ClientError(f"{where}: spec.objective.objectiveMetricName is missing")
-        for item in objective.get("metricStrategies") or []:
-            if item.get("value") not in STRATEGIES:
-                raise ClientError(
-                    f"{where}: metricStrategies value {item.get('value')!r} for {item.get('name')!r}; "
-                    f"allowed: {', '.join(STRATEGIES)}"
-                )
-        if not (spec.get("algorithm") or {}).get("algorithmName"):
-            raise ClientError(f"{where}: spec.algorithm.algorithmName is missing")
-        if not isinstance(spec.get("parameters"), list) or not spec["parameters"]:
-            raise ClientError(f"{where}: spec.parameters must be a non-empty list")
-        for field in ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount"):
-            _int_or_none(spec.get(field), field, where)
-        goal = objective.get("goal")
-        if goal is not None and not _is_number(goal):
-            raise ClientError(f"{where}: spec.objective.goal must be a number, got {goal!r}")
-        if not isinstance(meta.get("labels") or {}, dict):
-            raise ClientError(f"{where}: metadata.labels must be a mapping, got {meta['labels']!r}")
+        try:
+            KatibExperiment.from_body(body, DEFAULT_NAMESPACE, path)
+        except ManifestError as err:
+            raise ClientError(str(err)) from None
         return cls(body=body, path=path)
+
+    @cached_property
+    def model(self) -> KatibExperiment:
+        """The project's one reading of this Experiment."""
+        return KatibExperiment(self.body, DEFAULT_NAMESPACE)
 
     # --- identity -------------------------------------------------------------------------------
     @property
     def name(self) -> str:
         """metadata.name."""
-        return str(self.body["metadata"]["name"])
+        return self.model.name
 
     @property
     def namespace(self) -> str:
         """metadata.namespace (the project's namespace when unset)."""
-        return str(self.body["metadata"].get("namespace") or DEFAULT_NAMESPACE)
+        return self.model.namespace
 
     @property
     def labels(self) -> dict[str, str]:
         """metadata.labels."""
-        return dict(self.body["metadata"].get("labels") or {})
+        return self.model.labels
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -155,13 +122,12 @@ class ExperimentDef:
     @property
     def algorithm(self) -> str:
         """spec.algorithm.algorithmName."""
-        return str(self.spec["algorithm"]["algorithmName"])
+        return self.model.algorithm_name
 
     @property
     def algorithm_settings(self) -> list[tuple[str, str]]:
         """spec.algorithm.algorithmSettings as (name, value) strings."""
-        settings = self.spec["algorithm"].get("algorithmSettings") or []
-        return [(str(s["name"]), str(s.get("value", ""))) for s in settings]
+        return self.model.algorithm_settings
 
     @property
     def task(self) -> str:
@@ -177,83 +143,77 @@ class ExperimentDef:
     @property
     def objective_metric(self) -> str:
         """The objective metric name."""
-        return str(self.objective["objectiveMetricName"])
+        return self.model.objective_metric
 
     @property
     def objective_type(self) -> str:
         """maximize or minimize."""
-        return str(self.objective["type"])
+        return self.model.objective_type
 
     @property
     def additional_metrics(self) -> list[str]:
         """spec.objective.additionalMetricNames."""
-        return [str(m) for m in self.objective.get("additionalMetricNames") or []]
+        return self.model.additional_metrics
 
     @property
     def goal(self) -> float | None:
         """spec.objective.goal, if set."""
-        goal = self.objective.get("goal")
-        return None if goal is None else float(goal)
+        return self.model.goal
 
     @property
     def metric_names(self) -> list[str]:
         """Objective first, then the additional metrics."""
-        return [self.objective_metric, *[m for m in self.additional_metrics if m != self.objective_metric]]
+        return self.model.metric_names
 
     @property
     def metric_strategies(self) -> dict[str, str]:
         """Strategy per metric with Katib's defaulting: max when maximizing, min when minimizing."""
-        default = "max" if self.objective_type == MAXIMIZE else "min"
-        strategies = {name: default for name in self.metric_names}
-        for item in self.objective.get("metricStrategies") or []:
-            strategies[str(item["name"])] = str(item["value"])
-        return strategies
+        return self.model.metric_strategies
 
     # --- budget -------------------------------------------------------------------------------------
     @property
     def parallel_trial_count(self) -> int:
         """spec.parallelTrialCount (Katib default 3)."""
-        return int(self.spec.get("parallelTrialCount") or KATIB_DEFAULT_PARALLEL)
+        return self.model.parallel_trial_count
 
     @property
     def max_trial_count(self) -> int | None:
         """spec.maxTrialCount (None: unbounded)."""
-        value = self.spec.get("maxTrialCount")
-        return None if value is None else int(value)
+        return self.model.max_trial_count
 
     @property
     def max_failed_trial_count(self) -> int | None:
         """spec.maxFailedTrialCount (None: never fail the experiment for failed trials)."""
-        value = self.spec.get("maxFailedTrialCount")
-        return None if value is None else int(value)
+        return self.model.max_failed_trial_count
 
     # --- trial template -----------------------------------------------------------------------------
     @property
     def trial_template(self) -> dict[str, Any]:
         """spec.trialTemplate."""
-        template = self.spec.get("trialTemplate")
-        if not isinstance(template, dict):
-            raise ClientError(f"{self.name}: spec.trialTemplate is missing")
-        return template
+        return dict(self._template().body)
+
+    def _template(self) -> TrialTemplate:
+        try:
+            return self.model.trial_template
+        except ManifestError as err:
+            raise ClientError(str(err)) from None
 
     @property
     def trial_parameters(self) -> dict[str, str]:
         """trialParameters name -> referenced experiment parameter (or ${trialSpec...} metadata)."""
-        return {str(p["name"]): str(p["reference"]) for p in self.trial_template.get("trialParameters") or []}
+        return self._template().trial_parameters
 
-    def primary_container(self) -> dict[str, Any]:
-        """The trial template's primary container (``primaryContainerName``)."""
-        template = self.trial_template
-        trial_spec = template.get("trialSpec")
-        if not isinstance(trial_spec, dict):
+    def primary_container(self, workload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The primary container (``primaryContainerName``) of ``workload`` (default: the template)."""
+        template = self._template()
+        if template.trial_spec is None:
             raise ClientError(
                 f"{self.name}: only an inline trialTemplate.trialSpec is supported locally (not configMap)"
             )
-        primary = template.get("primaryContainerName")
-        for container in _containers(trial_spec):
-            if container.get("name") == primary:
-                return container
-        raise ClientError(f"{self.name}: the trial template has no container named {primary!r}")
+        try:
+            return template.primary_container(workload)
+        except ManifestError as err:
+            raise ClientError(f"{self.name}: {err}") from None
 
     @property
     def gpus_per_trial(self) -> float:
@@ -284,19 +244,6 @@ class ExperimentDef:
             max_failed_trial_count=self.max_failed_trial_count,
             source=source,
         )
-
-
-def _containers(obj: Any) -> Iterable[dict[str, Any]]:
-    """Every container dict anywhere under a Job-like object."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if key == "containers" and isinstance(value, list):
-                yield from (c for c in value if isinstance(c, dict))
-            else:
-                yield from _containers(value)
-    elif isinstance(obj, list):
-        for item in obj:
-            yield from _containers(item)
 
 
 def split_filter(values: Sequence[str] | None) -> list[str]:

@@ -24,6 +24,7 @@ from client.errors import ClientError
 from client.experiments import ExperimentDef
 from client.local_store import LocalStore
 from client.model import FAILED, SUCCEEDED, Experiment
+from katib_model.experiment import WARM_START_SETTING
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.priors import (
     PriorExperiment,
@@ -32,9 +33,7 @@ from suggestion_service.priors import (
     PriorUnavailable,
     service_namespace,
 )
-from suggestion_service.settings import parse_settings
 
-WARM_START_SETTING = "warm_start_experiments"
 #: Conditions of a prior that the local runner accepts: it has finished, so its trials are final.
 FINISHED = (SUCCEEDED, FAILED)
 
@@ -118,16 +117,14 @@ class LocalStorePriorSource:
 
 # --- ordering a local run --------------------------------------------------------------------------------
 def warm_start_refs(definition: ExperimentDef) -> list[tuple[str, str]]:
-    """(namespace, name) of each experiment ``definition`` warm-starts from (the service's own parser
-    reads the setting; a bare name takes the experiment's own namespace, as on a cluster, where the
-    suggestion pod runs in the experiment's namespace). Empty without the setting."""
-    if not any(name == WARM_START_SETTING for name, _ in definition.algorithm_settings):
-        return []
+    """(namespace, name) of each experiment ``definition`` warm-starts from
+    (:meth:`katib_model.KatibExperiment.warm_start_refs`: the service's own parser reads the setting; a
+    bare name takes the experiment's own namespace, as on a cluster, where the suggestion pod runs in
+    the experiment's namespace). Empty without the setting."""
     try:
-        settings = parse_settings(definition.algorithm, definition.algorithm_settings)
+        return definition.model.warm_start_refs()
     except InvalidArgument as err:
         raise ClientError(f"{definition.path or definition.name}: {err}") from None
-    return [(ref.namespace or definition.namespace, ref.name) for ref in settings.warm_start_experiments]
 
 
 def _check_stored_prior(

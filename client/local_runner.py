@@ -35,7 +35,6 @@ from client.local_store import LocalStore, StoredTrial
 from client.metrics import observe_stdout, parse_value
 from client.model import (
     CREATED,
-    EARLY_STOPPED,
     FAILED,
     FAILED_CONDITIONS,
     KILLED,
@@ -47,91 +46,45 @@ from client.model import (
     utcnow,
 )
 from client.warm_launcher import WarmLauncher
+from katib_model import ManifestError, TrialRecord
+from katib_model.requests import suggestions_request as build_request
+from suggestion_service.errors import InvalidArgument
 
 LOCAL_ALGORITHMS = ("grid", "random", "surrogate-gp", "surrogate-rf")
 LAUNCHERS = ("warm", "subprocess")
 COST_METRICS = ("gpu_seconds", "train_seconds")
 UNAVAILABLE = "unavailable"
-_PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]*)\}")
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
-_TYPES = {"double": 1, "int": 2, "discrete": 3, "categorical": 4}
-_DISTRIBUTIONS = {"uniform": 1, "logUniform": 2, "normal": 3, "logNormal": 4}
-
-
-def _katib_time(value: Any) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def experiment_proto(definition: ExperimentDef, max_trial_count: int, parallel_trial_count: int) -> Any:
-    """The Experiment as Katib's controller converts it to ``api.v1.beta1.Experiment``.
-
-    The search space is first checked with the service's own parser
-    (``SearchSpace.from_katib_dict``) so a bad manifest fails here with its message.
-    """
-    from suggestion_service.errors import InvalidArgument
-    from suggestion_service.proto import api_pb2
-    from suggestion_service.space import SearchSpace
-
+    """The Experiment as Katib's controller converts it to ``api.v1.beta1.Experiment``, with this run's
+    budget (:meth:`katib_model.KatibExperiment.experiment_proto`; an invalid search space fails here
+    with the service's message)."""
     try:
-        SearchSpace.from_katib_dict(definition.spec["parameters"])
+        return definition.model.experiment_proto(max_trial_count, parallel_trial_count)
     except InvalidArgument as err:
         raise ClientError(f"{definition.path or definition.name}: {err}") from None
-    exp = api_pb2.Experiment(name=definition.name)
-    spec = exp.spec
-    for p in definition.spec["parameters"]:
-        fs = p.get("feasibleSpace") or {}
-        param = spec.parameter_specs.parameters.add(name=p["name"], parameter_type=_TYPES[p["parameterType"]])
-        param.feasible_space.min = str(fs.get("min", ""))
-        param.feasible_space.max = str(fs.get("max", ""))
-        param.feasible_space.step = str(fs.get("step", ""))
-        param.feasible_space.list.extend(str(v) for v in fs.get("list") or [])
-        param.feasible_space.distribution = _DISTRIBUTIONS[fs.get("distribution", "uniform")]
-    spec.objective.type = api_pb2.MAXIMIZE if definition.objective_type == MAXIMIZE else api_pb2.MINIMIZE
-    spec.objective.objective_metric_name = definition.objective_metric
-    spec.objective.additional_metric_names.extend(definition.additional_metrics)
-    if definition.goal is not None:
-        spec.objective.goal = definition.goal
-    spec.algorithm.algorithm_name = definition.algorithm
-    for name, value in definition.algorithm_settings:
-        spec.algorithm.algorithm_settings.add(name=name, value=value)
-    spec.parallel_trial_count = parallel_trial_count
-    spec.max_trial_count = max_trial_count
-    return exp
+
+
+def trial_record(stored: StoredTrial) -> TrialRecord:
+    """A stored trial as the Experiment model's request builder takes it."""
+    trial = stored.trial
+    return TrialRecord(
+        trial.name,
+        trial.condition,
+        trial.parameters,
+        stored.observation,
+        trial.start_time,
+        trial.completion_time,
+    )
 
 
 def suggestions_request(
     experiment: Any, trials: Sequence[StoredTrial], metric_names: Sequence[str], current: int
 ) -> Any:
-    """A GetSuggestionsRequest carrying every trial Katib would send (all but MetricsUnavailable)."""
-    from suggestion_service.proto import api_pb2
-
-    conditions = {
-        CREATED: api_pb2.TrialStatus.CREATED,
-        RUNNING: api_pb2.TrialStatus.RUNNING,
-        SUCCEEDED: api_pb2.TrialStatus.SUCCEEDED,
-        KILLED: api_pb2.TrialStatus.KILLED,
-        FAILED: api_pb2.TrialStatus.FAILED,
-        METRICS_UNAVAILABLE: api_pb2.TrialStatus.METRICSUNAVAILABLE,
-        EARLY_STOPPED: api_pb2.TrialStatus.EARLYSTOPPED,
-    }
-    request = api_pb2.GetSuggestionsRequest(
-        experiment=experiment, current_request_number=current, total_request_number=len(trials) + current
-    )
-    for stored in trials:
-        trial = stored.trial
-        if trial.condition == METRICS_UNAVAILABLE:
-            continue
-        item = request.trials.add(name=trial.name)
-        item.spec.objective.CopyFrom(experiment.spec.objective)
-        for name, value in trial.parameters.items():
-            item.spec.parameter_assignments.assignments.add(name=name, value=value)
-        item.status.start_time = _katib_time(trial.start_time)
-        item.status.completion_time = _katib_time(trial.completion_time)
-        item.status.condition = conditions.get(trial.condition, api_pb2.TrialStatus.UNKNOWN)
-        for name in metric_names:
-            if name in stored.observation:
-                item.status.observation.metrics.add(name=name, value=stored.observation[name])
-    return request
+    """A GetSuggestionsRequest carrying every trial Katib would send (:mod:`katib_model.requests`)."""
+    return build_request(experiment, [trial_record(t) for t in trials], metric_names, current)
 
 
 def trial_command(
@@ -144,49 +97,23 @@ def trial_command(
     cache_dir: Path,
     python: str = sys.executable,
 ) -> list[str]:
-    """The primary container's command + args with ``${trialParameters.x}`` substituted, for this machine.
+    """The primary container's command + args of the trial Katib would create (the model's
+    substitution of ``${trialParameters.x}`` and ``${trialSpec.*}``), for this machine.
 
     ``python`` becomes this interpreter; ``--preset --cache-dir --output-dir --checkpoint-dir`` are
     appended (later flags win in the trainer's argparse).
     """
-    container = definition.primary_container()
+    definition.primary_container()  # a configMap template or a missing container: a clear ClientError
+    try:
+        workload = definition.model.trial_workload(parameters, trial_name)
+    except ManifestError as err:
+        raise ClientError(str(err)) from None
+    container = definition.primary_container(workload)
     argv = [str(a) for a in (container.get("command") or [])] + [
         str(a) for a in (container.get("args") or [])
     ]
     if not argv:
         raise ClientError(f"{definition.name}: the primary container has no command/args; set command:")
-    references = definition.trial_parameters
-    trial_spec = definition.trial_template.get("trialSpec") or {}
-    meta = trial_spec.get("metadata") or {}
-    metadata = {
-        "${trialSpec.Name}": trial_name,
-        "${trialSpec.Namespace}": definition.namespace,
-        "${trialSpec.Kind}": str(trial_spec.get("kind", "")),
-        "${trialSpec.APIVersion}": str(trial_spec.get("apiVersion", "")),
-    }
-    for key, value in (meta.get("labels") or {}).items():
-        metadata[f"${{trialSpec.Labels[{key}]}}"] = str(value)
-    for key, value in (meta.get("annotations") or {}).items():
-        metadata[f"${{trialSpec.Annotations[{key}]}}"] = str(value)
-
-    def substitute(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in references:
-            raise ClientError(
-                f"{definition.name}: ${{trialParameters.{key}}} is used in the command but not declared in "
-                "trialTemplate.trialParameters"
-            )
-        reference = references[key]
-        if reference in parameters:
-            return parameters[reference]
-        if reference in metadata:
-            return metadata[reference]
-        raise ClientError(
-            f"{definition.name}: trial parameter {key} references {reference!r}, which is neither an "
-            "experiment parameter nor a supported ${trialSpec.*} field"
-        )
-
-    argv = [_PLACEHOLDER.sub(substitute, a) for a in argv]
     if _PYTHON.fullmatch(Path(argv[0]).name):
         argv[0] = python
     return [

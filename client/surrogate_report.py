@@ -361,13 +361,12 @@ def _fit_model(
     from suggestion_service.errors import InvalidArgument
     from suggestion_service.history import build_history
     from suggestion_service.settings import parse_settings
-    from suggestion_service.space import SearchSpace
 
     name = experiment.name
     settings_list, notes = _applicable_settings(definition, algorithm)
     model_def = _with_algorithm(definition, algorithm, settings_list)
     try:
-        space = SearchSpace.from_katib_dict(definition.spec["parameters"])
+        space = definition.model.search_space
         settings = parse_settings(algorithm, settings_list)
     except InvalidArgument as err:
         raise ClientError(f"{definition.path or name}: {err}") from None

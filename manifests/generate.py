@@ -252,10 +252,12 @@ def algorithm_spec(algorithm: str, extra: Mapping[str, str] | None = None) -> st
 
 def grid_size(parameters: list[dict[str, Any]]) -> int:
     """Number of configurations of a search space of discrete/categorical/stepped int parameters."""
+    from katib_model.parameters import LIST_TYPES
+
     size = 1
     for p in parameters:
         space = p.get("feasibleSpace", {})
-        if p.get("parameterType") in ("discrete", "categorical"):
+        if p.get("parameterType") in LIST_TYPES:
             size *= len(space.get("list", []))
         elif p.get("parameterType") == "int":
             step = int(space.get("step") or 1)

@@ -44,22 +44,21 @@ from yamllint.config import YamlLintConfig
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import manifest_yaml
 
+from katib_model import KatibExperiment, KatibType, ManifestError
+from katib_model.collector import COLLECTOR_KINDS
+from katib_model.experiment import DEFAULT_NAMESPACE, MAXIMIZE, MINIMIZE, STRATEGIES
+from katib_model.parameters import DISTRIBUTIONS, LIST_TYPES, PARAMETER_TYPES, RANGE_TYPES, search_space
+from katib_model.template import PLACEHOLDER, is_meta_reference, placeholder
+from suggestion_service.errors import InvalidArgument
+
 MANIFESTS_DIR = Path(__file__).resolve().parent
 PINNED_DIR = MANIFESTS_DIR / "katib-v0.19.0"
 K8S_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 
 EXPERIMENT_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_EXPERIMENT_NAME = 40  # Katib webhook; suggestion objects are named <experiment>-<algorithm>
-PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]*)\}")
-META_REFERENCE = re.compile(
-    r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|(?:Labels|Annotations)\[[^\]]+\])\}$"
-)
-OBJECTIVE_TYPES = ("minimize", "maximize")
-PARAMETER_TYPES = ("int", "double", "categorical", "discrete")
-DISTRIBUTIONS = ("", "uniform", "logUniform", "normal", "logNormal")
+OBJECTIVE_TYPES = (MINIMIZE, MAXIMIZE)
 RESUME_POLICIES = ("", "Never", "LongRunning", "FromVolume")
-COLLECTOR_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None", "Push")
-METRIC_STRATEGIES = ("min", "max", "latest")
 # Katib defaults success/failure conditions only for these trial kinds.
 DEFAULTED_TRIAL_KINDS = ("Job", "TFJob", "PyTorchJob", "XGBoostJob", "MPIJob", "TrainJob")
 WARM_START_SETTINGS = ("warm_start_experiments", "warm_start_max_trials")
@@ -275,19 +274,13 @@ def webhook_problems(exp: Mapping[str, Any], katib_config: Mapping[str, Any], wh
     return out
 
 
-def _settings_of(algorithm: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``spec.algorithm.algorithmSettings`` as (name, value) strings, as Katib sends them."""
-    return [(str(s.get("name")), str(s.get("value", ""))) for s in algorithm.get("algorithmSettings") or []]
-
-
 def _surrogate_settings_problems(algorithm: Mapping[str, Any], where: str) -> list[str]:
     """Our algorithms' settings as the suggestion service parses them (its ValidateAlgorithmSettings
     would otherwise fail the Experiment at its first suggestion); warm start only on our algorithms."""
-    from suggestion_service.errors import InvalidArgument
     from suggestion_service.settings import SURROGATES, parse_settings
 
     name = algorithm.get("algorithmName") or ""
-    settings = _settings_of(algorithm)
+    settings = KatibExperiment({"spec": {"algorithm": algorithm}}).algorithm_settings
     field = "spec.algorithm.algorithmSettings"
     if name not in SURROGATES:
         return [
@@ -326,7 +319,7 @@ def _objective_problems(objective: Mapping[str, Any] | None, where: str) -> list
             out.append(
                 f"{where}: spec.objective.metricStrategies: {sname!r} is not a collected metric {sorted(metrics)}"
             )
-        if value not in METRIC_STRATEGIES:
+        if value not in STRATEGIES:
             out.append(
                 f"{where}: spec.objective.metricStrategies[{sname}]: {value!r}; allowed: min, max, latest"
             )
@@ -350,19 +343,19 @@ def _parameter_problems(parameters: list[Mapping[str, Any]], where: str) -> list
         if not space:
             out.append(f"{where}: {field}.feasibleSpace: must be specified")
             continue
-        if space.get("distribution", "") not in DISTRIBUTIONS:
+        if space.get("distribution", "") not in ("", *DISTRIBUTIONS):
             out.append(
                 f"{where}: {field}.feasibleSpace.distribution: {space.get('distribution')!r}; allowed: "
-                + ", ".join(DISTRIBUTIONS[1:])
+                + ", ".join(DISTRIBUTIONS)
             )
-        if ptype in ("int", "double"):
+        if ptype in RANGE_TYPES:
             if space.get("list"):
                 out.append(f"{where}: {field}.feasibleSpace.list: not supported for parameterType {ptype}")
             if not space.get("min") or not space.get("max"):
                 out.append(
                     f"{where}: {field}.feasibleSpace: min and max are required for parameterType {ptype}"
                 )
-        elif ptype in ("categorical", "discrete"):
+        elif ptype in LIST_TYPES:
             if any(space.get(k) for k in ("min", "max", "step")):
                 out.append(f"{where}: {field}.feasibleSpace: min, max and step are not supported for {ptype}")
             values = list(space.get("list") or [])
@@ -370,7 +363,7 @@ def _parameter_problems(parameters: list[Mapping[str, Any]], where: str) -> list
                 out.append(f"{where}: {field}.feasibleSpace.list: must list at least one value")
             for dup in sorted({v for v in values if values.count(v) > 1}):
                 out.append(f"{where}: {field}.feasibleSpace.list: {dup!r} is listed twice")
-            if ptype == "discrete":
+            if ptype == KatibType.DISCRETE:
                 for v in values:
                     try:
                         float(v)
@@ -382,14 +375,11 @@ def _parameter_problems(parameters: list[Mapping[str, Any]], where: str) -> list
 def _grid_problems(parameters: list[Mapping[str, Any]], max_trials: int | None, where: str) -> list[str]:
     """Katib's grid check: every double needs a step, and maxTrialCount <= the number of configurations.
 
-    The grid size comes from the suggestion service's own search space (one parser for the project);
+    The grid size comes from the Experiment model's search space (the suggestion service's own);
     malformed parameters are reported by ``_parameter_problems``, not here.
     """
-    from suggestion_service.errors import InvalidArgument
-    from suggestion_service.space import SearchSpace
-
     try:
-        space = SearchSpace.from_katib_dict(parameters)
+        space = search_space(parameters)
     except InvalidArgument:
         return []
     size = space.size()
@@ -458,16 +448,14 @@ def _trial_template_problems(
             continue
         names.add(tp_name)
         refs.add(ref)
-        if not META_REFERENCE.match(ref) and ref not in param_names:
+        if not is_meta_reference(ref) and ref not in param_names:
             out.append(
                 f"{where}: {at}.reference: {ref!r} is neither a parameter {sorted(param_names)} "
                 "nor trial metadata (${trialSpec.Name} ...)"
             )
-        placeholder = f"${{trialParameters.{tp_name}}}"
-        if placeholder not in template:
-            out.append(
-                f"{where}: {at}.name: {tp_name!r} is declared but {placeholder} is not used in trialSpec"
-            )
+        used = placeholder(tp_name)
+        if used not in template:
+            out.append(f"{where}: {at}.name: {tp_name!r} is declared but {used} is not used in trialSpec")
     undeclared = sorted(set(PLACEHOLDER.findall(template)) - names)
     for u in undeclared:
         out.append(
@@ -537,25 +525,9 @@ def sample_assignments(exp: Mapping[str, Any]) -> Iterator[dict[str, str]]:
 
 
 def substitute(exp: Mapping[str, Any], assignment: Mapping[str, str], trial_name: str) -> dict[str, Any]:
-    """The trial workload Katib would create for ``assignment`` (string replacement, as Katib does)."""
-    tt = exp["spec"]["trialTemplate"]
-    text = json.dumps(tt["trialSpec"])
-    namespace = (exp.get("metadata") or {}).get("namespace") or "default"
-    for tp in tt.get("trialParameters") or []:
-        ref = tp["reference"]
-        meta = META_REFERENCE.match(ref)
-        if meta:
-            key = meta.group(1)
-            value = {"Name": trial_name, "Namespace": namespace}.get(
-                key, tt["trialSpec"].get(key.lower(), "x")
-            )
-        else:
-            value = assignment[ref]
-        text = text.replace(f"${{trialParameters.{tp['name']}}}", json.dumps(str(value))[1:-1])
-    workload = json.loads(text)
-    workload.setdefault("metadata", {})
-    workload["metadata"].update({"name": trial_name, "namespace": namespace})
-    return workload
+    """The trial workload Katib would create for ``assignment`` (the Experiment model's substitution,
+    Katib's rules); ManifestError where Katib could not create the trial."""
+    return KatibExperiment(exp, DEFAULT_NAMESPACE).trial_workload(assignment, trial_name)
 
 
 def workload_problems(exp: Mapping[str, Any], where: str) -> list[str]:
@@ -563,7 +535,11 @@ def workload_problems(exp: Mapping[str, Any], where: str) -> list[str]:
     out: list[str] = []
     name = (exp.get("metadata") or {}).get("name", "experiment")
     for i, assignment in enumerate(sample_assignments(exp)):
-        workload = substitute(exp, assignment, f"{name}-trial{i}")
+        try:
+            workload = substitute(exp, assignment, f"{name}-trial{i}")
+        except ManifestError as err:
+            out.append(f"{where}: trialTemplate: Katib could not create a trial for {assignment}: {err}")
+            continue
         at = f"{where}: trialTemplate.trialSpec ({workload.get('kind')}, assignment {assignment})"
         if is_builtin(workload):
             out += k8s_problems(workload, at)
@@ -683,8 +659,8 @@ ExperimentIndex = Mapping[tuple[str, str], Mapping[str, Any]]
 
 def experiment_key(exp: Mapping[str, Any]) -> tuple[str, str]:
     """(namespace, name) of an Experiment (namespace ``default`` when unset, as kubectl would apply it)."""
-    meta = exp.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+    model = KatibExperiment(exp, DEFAULT_NAMESPACE)
+    return model.namespace, model.name
 
 
 def experiment_index(docs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
@@ -699,20 +675,10 @@ def experiment_index(docs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str],
 def warm_start_refs(exp: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (namespace, name) pairs of ``warm_start_experiments``, bare names resolved to the Experiment's
     namespace (where Katib runs its suggestion pod). Empty when unset or unparsable (reported elsewhere)."""
-    from suggestion_service.errors import InvalidArgument
-    from suggestion_service.settings import SURROGATES, parse_settings
-
-    algorithm = (exp.get("spec") or {}).get("algorithm") or {}
-    name = algorithm.get("algorithmName") or ""
-    if name not in SURROGATES:
-        return []
-    settings = _settings_of(algorithm)
     try:
-        parsed = parse_settings(name, settings)
+        return KatibExperiment(exp, DEFAULT_NAMESPACE).warm_start_refs()
     except InvalidArgument:
         return []
-    namespace = experiment_key(exp)[0]
-    return [(ref.namespace or namespace, ref.name) for ref in parsed.warm_start_experiments]
 
 
 def warm_start_problems(exp: Mapping[str, Any], experiments: ExperimentIndex, where: str) -> list[str]:

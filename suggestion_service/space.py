@@ -14,6 +14,10 @@ Decoding snaps to the feasible space: stepped values are rebuilt exactly with ``
 ``min + k * step`` (so ``0.01 + 2 * 0.005`` is ``"0.02"``, never ``0.019999999999999997``), DISCRETE
 values come back as the list's own strings, and continuous doubles are clipped to [min, max] and
 printed as short clean strings.
+
+Spaces are built from ``ParameterSpec`` messages only (``SearchSpace.from_proto``); reading an
+Experiment manifest's ``spec.parameters`` is the job of ``katib_model.parameters``, which turns them
+into the same messages Katib's controller sends. Parameter kinds here are the proto enum names.
 """
 
 from __future__ import annotations
@@ -34,19 +38,10 @@ ENUMERATE_MAX = 1_000_000
 # Most values one INT / stepped DOUBLE parameter may have: raws are float indices, exact up to 2**53.
 GRID_VALUES_MAX = 2**53
 
-_TYPE_NAMES = {
-    api_pb2.DOUBLE: "double",
-    api_pb2.INT: "int",
-    api_pb2.DISCRETE: "discrete",
-    api_pb2.CATEGORICAL: "categorical",
-}
-_TYPES_BY_NAME = {v: k for k, v in _TYPE_NAMES.items()}
-_DISTRIBUTIONS_BY_NAME = {
-    "uniform": api_pb2.UNIFORM,
-    "logUniform": api_pb2.LOG_UNIFORM,
-    "normal": api_pb2.NORMAL,
-    "logNormal": api_pb2.LOG_NORMAL,
-}
+
+def _kind(parameter_type: int) -> str:
+    """The proto enum name of a parameter type (``DOUBLE``, ``INT``, ``DISCRETE``, ``CATEGORICAL``)."""
+    return api_pb2.ParameterType.Name(parameter_type)
 
 
 def format_double(value: float) -> str:
@@ -84,9 +79,11 @@ class _Scale:
 class Parameter(ABC):
     """One search-space dimension (see the module docstring for the three representations)."""
 
-    def __init__(self, name: str, kind: str) -> None:
+    def __init__(self, name: str, parameter_type: int) -> None:
         self.name = name
-        self.kind = kind
+        self.type = parameter_type
+        #: The proto enum name of the type: ``DOUBLE``, ``INT``, ``DISCRETE`` or ``CATEGORICAL``.
+        self.kind = _kind(parameter_type)
 
     width: int = 1
 
@@ -136,7 +133,7 @@ class ContinuousParameter(Parameter):
     """DOUBLE without step: any float in [min, max] (uniform or log-uniform)."""
 
     def __init__(self, name: str, lo: float, hi: float, log: bool) -> None:
-        super().__init__(name, "double")
+        super().__init__(name, api_pb2.DOUBLE)
         self.lo, self.hi, self.log = lo, hi, log
         self.scale = _Scale(lo, hi, log)
 
@@ -176,10 +173,12 @@ class ContinuousParameter(Parameter):
 class GridParameter(Parameter):
     """INT (step defaults to 1) or DOUBLE with step: the values min + k*step that are <= max."""
 
-    def __init__(self, name: str, kind: str, lo: Decimal, hi: Decimal, step: Decimal, log: bool) -> None:
-        super().__init__(name, kind)
+    def __init__(
+        self, name: str, parameter_type: int, lo: Decimal, hi: Decimal, step: Decimal, log: bool
+    ) -> None:
+        super().__init__(name, parameter_type)
         self.lo_dec, self.step_dec = lo, step
-        self.is_int = kind == "int"
+        self.is_int = parameter_type == api_pb2.INT
         self.n = int((hi - lo) / step) + 1
         self.lo, self.step = float(lo), float(step)
         self.hi = float(lo + (self.n - 1) * step)
@@ -235,7 +234,7 @@ class DiscreteParameter(Parameter):
     """DISCRETE: numbers given as a list of strings; encoded ordinally by value (log when log-spaced)."""
 
     def __init__(self, name: str, values: Sequence[str], numbers: Sequence[float], log: bool) -> None:
-        super().__init__(name, "discrete")
+        super().__init__(name, api_pb2.DISCRETE)
         self.values = tuple(values)
         self._index = {v: i for i, v in enumerate(self.values)}
         self.numbers = np.asarray(numbers, dtype=float)
@@ -274,7 +273,7 @@ class CategoricalParameter(Parameter):
     """CATEGORICAL: unordered strings, one-hot encoded."""
 
     def __init__(self, name: str, values: Sequence[str]) -> None:
-        super().__init__(name, "categorical")
+        super().__init__(name, api_pb2.CATEGORICAL)
         self.values = tuple(values)
         self._index = {v: i for i, v in enumerate(self.values)}
         self.width = len(self.values)
@@ -335,7 +334,7 @@ def _looks_log_spaced(numbers: Sequence[float]) -> bool:
 
 @dataclass(frozen=True)
 class _Spec:
-    """A parameter spec in neutral form (proto and CRD dicts both convert to this)."""
+    """A parameter spec in neutral form (read from a ``ParameterSpec`` message)."""
 
     name: str
     type: int
@@ -358,7 +357,7 @@ def _build_parameter(spec: _Spec) -> Parameter:
         raise InvalidArgument(f"{where}: unknown distribution value {spec.distribution}")
     log = spec.distribution == api_pb2.LOG_UNIFORM
     if spec.type in (api_pb2.DOUBLE, api_pb2.INT):
-        kind = _TYPE_NAMES[spec.type]
+        kind = _kind(spec.type).lower()  # Katib's parameterType name, for messages
         if spec.values:
             raise InvalidArgument(f"{where}: a {kind} parameter takes min/max (and step), not a list")
         lo = _parse_bound(where, "min", spec.min, is_int=spec.type == api_pb2.INT)
@@ -382,12 +381,12 @@ def _build_parameter(spec: _Spec) -> Parameter:
                 )
         _check_grid_values(where, lo, hi, step or Decimal(1))
         if spec.type == api_pb2.INT:
-            return GridParameter(name, "int", lo, hi, step or Decimal(1), log)
+            return GridParameter(name, api_pb2.INT, lo, hi, step or Decimal(1), log)
         if step is not None:
-            return GridParameter(name, "double", lo, hi, step, log)
+            return GridParameter(name, api_pb2.DOUBLE, lo, hi, step, log)
         return ContinuousParameter(name, float(lo), float(hi), log)
     if spec.type in (api_pb2.DISCRETE, api_pb2.CATEGORICAL):
-        kind = _TYPE_NAMES[spec.type]
+        kind = _kind(spec.type).lower()  # Katib's parameterType name, for messages
         for field, text in (("min", spec.min), ("max", spec.max), ("step", spec.step)):
             if text.strip():
                 raise InvalidArgument(f"{where}: a {kind} parameter takes a list, not {field} ({text!r})")
@@ -504,62 +503,6 @@ class SearchSpace:
             )
             for s in specs
         ]
-        return cls([_build_parameter(s) for s in neutral])
-
-    @classmethod
-    def from_katib_dict(cls, parameters: Sequence[Mapping]) -> SearchSpace:
-        """Build from the Experiment CRD form (``spec.parameters`` of the YAML); same checks and errors."""
-        if not isinstance(parameters, Sequence) or isinstance(parameters, str | bytes):
-            raise InvalidArgument(f"parameters must be a list of mappings, got {type(parameters).__name__}")
-        neutral = []
-        for i, p in enumerate(parameters):
-            if not isinstance(p, Mapping):
-                raise InvalidArgument(f"parameters[{i}] must be a mapping, got {type(p).__name__}")
-            name = p.get("name")
-            if not isinstance(name, str) or not name:
-                raise InvalidArgument(f"parameters[{i}].name must be a non-empty string, got {name!r}")
-            where = f"parameter {name!r}"
-            unknown = sorted(set(p) - {"name", "parameterType", "feasibleSpace"})
-            if unknown:
-                raise InvalidArgument(
-                    f"{where}: unknown keys {unknown}; allowed: name, parameterType, feasibleSpace"
-                )
-            ptype = p.get("parameterType")
-            if ptype not in _TYPES_BY_NAME:
-                raise InvalidArgument(
-                    f"{where}: parameterType {ptype!r} is not supported; allowed: {sorted(_TYPES_BY_NAME)}"
-                )
-            fs = p.get("feasibleSpace", {})
-            if not isinstance(fs, Mapping):
-                raise InvalidArgument(f"{where}: feasibleSpace must be a mapping")
-            unknown = sorted(set(fs) - {"min", "max", "step", "list", "distribution"})
-            if unknown:
-                raise InvalidArgument(
-                    f"{where}: unknown feasibleSpace keys {unknown}; allowed: min, max, step, list, distribution"
-                )
-            texts = {}
-            for key in ("min", "max", "step"):
-                value = fs.get(key, "")
-                if not isinstance(value, str):
-                    raise InvalidArgument(
-                        f"{where}: feasibleSpace.{key} must be a string (Katib's field is a string), "
-                        f"got {type(value).__name__} {value!r}; quote it"
-                    )
-                texts[key] = value
-            values = fs.get("list", [])
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise InvalidArgument(
-                    f"{where}: feasibleSpace.list must be a list of strings, got {values!r}"
-                )
-            dist_name = fs.get("distribution", "uniform")
-            if dist_name not in _DISTRIBUTIONS_BY_NAME:
-                raise InvalidArgument(
-                    f"{where}: distribution {dist_name!r} is not known; allowed: {sorted(_DISTRIBUTIONS_BY_NAME)}"
-                )
-            neutral.append(
-                _Spec(name, _TYPES_BY_NAME[ptype], texts["min"], texts["max"], texts["step"], tuple(values),
-                      _DISTRIBUTIONS_BY_NAME[dist_name])
-            )  # fmt: skip
         return cls([_build_parameter(s) for s in neutral])
 
     # ---- sizes --------------------------------------------------------------------------------

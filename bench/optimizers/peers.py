@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.optimizers.spaces import Param, catalog, space_size
+from katib_model.parameters import LIST_TYPES, KatibType
 from suggestion_service.space import format_double
 
 
@@ -98,7 +99,7 @@ def _int_string(value: float) -> str:
 
 def _value_string(param: Param, value: Any) -> str:
     """A peer's native value -> the Katib value string."""
-    if param.kind in ("discrete", "categorical"):
+    if param.kind in LIST_TYPES:
         text = str(value)
         if text in param.values:
             return text
@@ -109,7 +110,7 @@ def _value_string(param: Param, value: Any) -> str:
             except (TypeError, ValueError):
                 continue
         raise ValueError(f"parameter {param.name!r}: {value!r} is not in {list(param.values)}")
-    if param.kind == "int":
+    if param.kind == KatibType.INT:
         return _int_string(min(max(float(value), param.low), param.high))  # type: ignore[type-var]
     return format_double(min(max(float(value), param.low), param.high))  # type: ignore[type-var]
 
@@ -174,9 +175,9 @@ def _optuna_distributions(params: Sequence[Param]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for p in params:
-        if p.kind in ("discrete", "categorical"):
+        if p.kind in LIST_TYPES:
             out[p.name] = optuna.distributions.CategoricalDistribution(list(p.values))
-        elif p.kind == "int":
+        elif p.kind == KatibType.INT:
             out[p.name] = optuna.distributions.IntDistribution(
                 int(p.low),
                 int(p.high),
@@ -285,9 +286,9 @@ class HyperoptTPE(Optimizer):
         self.hyperopt = hyperopt
         space = {}
         for p in self.params:
-            if p.kind in ("discrete", "categorical"):
+            if p.kind in LIST_TYPES:
                 space[p.name] = hp.choice(p.name, list(p.values))
-            elif p.kind == "int":
+            elif p.kind == KatibType.INT:
                 lo, hi, step = float(p.low), float(p.high), float(p.step or 1)  # type: ignore[arg-type]
                 if p.log:
                     space[p.name] = hp.qloguniform(p.name, math.log(lo), math.log(hi), step)
@@ -347,9 +348,9 @@ class SkoptGP(Optimizer):
 
         dims = []
         for p in self.params:
-            if p.kind in ("discrete", "categorical"):
+            if p.kind in LIST_TYPES:
                 dims.append(Categorical(list(p.values), name=p.name))
-            elif p.kind == "int":
+            elif p.kind == KatibType.INT:
                 dims.append(
                     Integer(int(p.low), int(p.high), prior="log-uniform" if p.log else "uniform", name=p.name)
                 )  # type: ignore[arg-type]
@@ -389,11 +390,11 @@ class SMAC(Optimizer):
         logging.getLogger("smac").setLevel(logging.ERROR)
         cs = ConfigurationSpace(seed=problem.seed)
         for p in self.params:
-            if p.kind == "categorical":
+            if p.kind == KatibType.CATEGORICAL:
                 cs.add(Categorical(p.name, list(p.values)))
-            elif p.kind == "discrete":
+            elif p.kind == KatibType.DISCRETE:
                 cs.add(OrdinalHyperparameter(p.name, sequence=list(p.values)))
-            elif p.kind == "int":
+            elif p.kind == KatibType.INT:
                 cs.add(Integer(p.name, (int(p.low), int(p.high)), log=p.log))  # type: ignore[arg-type]
             else:
                 cs.add(Float(p.name, (float(p.low), float(p.high)), log=p.log))  # type: ignore[arg-type]
@@ -463,11 +464,11 @@ class HEBOOptimizer(Optimizer):
         torch.manual_seed(problem.seed)
         spec = []
         for p in self.params:
-            if p.kind == "categorical":
+            if p.kind == KatibType.CATEGORICAL:
                 spec.append({"name": p.name, "type": "cat", "categories": list(p.values)})
-            elif p.kind == "discrete":
+            elif p.kind == KatibType.DISCRETE:
                 spec.append({"name": p.name, "type": "int", "lb": 0, "ub": len(p.values) - 1})
-            elif p.kind == "int":
+            elif p.kind == KatibType.INT:
                 spec.append(
                     {
                         "name": p.name,
@@ -491,7 +492,7 @@ class HEBOOptimizer(Optimizer):
             assignment = {}
             for p in self.params:
                 v = row[p.name].iloc[0]
-                assignment[p.name] = p.values[int(v)] if p.kind == "discrete" else _value_string(p, v)
+                assignment[p.name] = p.values[int(v)] if p.kind == KatibType.DISCRETE else _value_string(p, v)
             out.append(Suggestion(assignment, row))
         return out
 

@@ -1,9 +1,10 @@
 """Search spaces in neutral form: one ``Param`` per Katib parameter, shared by tasks and optimizers.
 
-A task declares its space as a list of ``Param``; ``to_proto`` turns it into the Katib
-``ParameterSpec`` list the suggestion service receives, and ``catalog`` gives the canonical
-configuration key (the service's own ``SearchSpace``), so ``"32"`` and ``"32.0"`` are one
-configuration wherever they come from.
+A task declares its space as a list of ``Param``; ``to_katib`` writes it as an Experiment's
+``spec.parameters``, which the Experiment model (:mod:`katib_model.parameters`) turns into the Katib
+``ParameterSpec`` list the suggestion service receives (``to_proto``), and ``catalog`` gives the
+canonical configuration key (the service's own ``SearchSpace``), so ``"32"`` and ``"32.0"`` are one
+configuration wherever they come from. Kinds are Katib's parameter types (:class:`KatibType`).
 """
 
 from __future__ import annotations
@@ -14,23 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from katib_model.parameters import LIST_TYPES, RANGE_TYPES, Distribution, KatibType, parameter_specs
 from suggestion_service.proto import api_pb2
 from suggestion_service.space import SearchSpace, format_double
 
-KINDS = ("double", "int", "discrete", "categorical")
-_PROTO_TYPES = {
-    "double": api_pb2.DOUBLE,
-    "int": api_pb2.INT,
-    "discrete": api_pb2.DISCRETE,
-    "categorical": api_pb2.CATEGORICAL,
-}
+KINDS = tuple(KatibType)
 
 
 @dataclass(frozen=True)
 class Param:
     """One Katib parameter.
 
-    kind: double | int | discrete | categorical. ``low``/``high`` (and optional ``step``) for double
+    kind: a :class:`KatibType` (double | int | discrete | categorical). ``low``/``high`` (and optional ``step``) for double
     and int; ``values`` (Katib value strings) for discrete and categorical; ``log`` = logUniform.
     """
 
@@ -45,7 +41,7 @@ class Param:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"parameter {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
-        if self.kind in ("double", "int"):
+        if self.kind in RANGE_TYPES:
             if self.low is None or self.high is None or not self.low < self.high:
                 raise ValueError(f"parameter {self.name!r}: needs low < high, got {self.low}, {self.high}")
             if self.values:
@@ -58,13 +54,13 @@ class Param:
     @property
     def is_finite(self) -> bool:
         """True unless this is a DOUBLE without a step."""
-        return not (self.kind == "double" and self.step is None)
+        return not (self.kind == KatibType.DOUBLE and self.step is None)
 
     def grid(self) -> list[str]:
         """All value strings of a finite parameter, in order."""
-        if self.kind in ("discrete", "categorical"):
+        if self.kind in LIST_TYPES:
             return list(self.values)
-        if self.kind == "int":
+        if self.kind == KatibType.INT:
             step = int(self.step or 1)
             return [str(v) for v in range(int(self.low), int(self.high) + 1, step)]  # type: ignore[arg-type]
         if self.step is None:
@@ -74,18 +70,18 @@ class Param:
 
     def numbers(self) -> list[float]:
         """The numeric values of a discrete parameter."""
-        if self.kind != "discrete":
+        if self.kind != KatibType.DISCRETE:
             raise ValueError(f"parameter {self.name!r} is {self.kind}, not discrete")
         return [float(v) for v in self.values]
 
     def from_unit(self, u: float) -> str:
         """A uniform number in [0, 1) -> a Katib value string drawn from this parameter's prior."""
         u = min(max(float(u), 0.0), np.nextafter(1.0, 0.0))
-        if self.kind in ("discrete", "categorical") or (self.kind == "double" and self.step is not None):
+        if self.kind in LIST_TYPES or (self.kind == KatibType.DOUBLE and self.step is not None):
             values = self.grid()
             return values[min(int(u * len(values)), len(values) - 1)]
         lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
-        if self.kind == "int":
+        if self.kind == KatibType.INT:
             if self.log:  # log-uniform over [low, high + 1), floored
                 v = math.exp(math.log(lo) + u * (math.log(hi + 1.0) - math.log(lo)))
                 return str(int(min(max(math.floor(v), lo), hi)))
@@ -96,23 +92,28 @@ class Param:
         return format_double(lo + u * (hi - lo))
 
 
-def to_proto(params: Sequence[Param]) -> list[api_pb2.ParameterSpec]:
-    """Katib ParameterSpecs for ``params`` (what the Experiment's spec.parameters holds)."""
-    out = []
+def to_katib(params: Sequence[Param]) -> list[dict[str, object]]:
+    """``params`` as an Experiment's ``spec.parameters`` (value strings as Katib's CRD holds them)."""
+    out: list[dict[str, object]] = []
     for p in params:
-        fs = api_pb2.FeasibleSpace(distribution=api_pb2.LOG_UNIFORM if p.log else api_pb2.UNIFORM)
-        if p.kind in ("discrete", "categorical"):
-            fs.list.extend(p.values)
-        elif p.kind == "int":
-            fs.min, fs.max = str(int(p.low)), str(int(p.high))  # type: ignore[arg-type]
+        fs: dict[str, object] = {"distribution": Distribution.LOG_UNIFORM if p.log else Distribution.UNIFORM}
+        if p.kind in LIST_TYPES:
+            fs["list"] = list(p.values)
+        elif p.kind == KatibType.INT:
+            fs["min"], fs["max"] = str(int(p.low)), str(int(p.high))  # type: ignore[arg-type]
             if p.step is not None:
-                fs.step = str(int(p.step))
+                fs["step"] = str(int(p.step))
         else:
-            fs.min, fs.max = format_double(p.low), format_double(p.high)  # type: ignore[arg-type]
+            fs["min"], fs["max"] = format_double(p.low), format_double(p.high)  # type: ignore[arg-type]
             if p.step is not None:
-                fs.step = format_double(p.step)
-        out.append(api_pb2.ParameterSpec(name=p.name, parameter_type=_PROTO_TYPES[p.kind], feasible_space=fs))
+                fs["step"] = format_double(p.step)
+        out.append({"name": p.name, "parameterType": str(p.kind), "feasibleSpace": fs})
     return out
+
+
+def to_proto(params: Sequence[Param]) -> list[api_pb2.ParameterSpec]:
+    """Katib ParameterSpecs for ``params`` (what the controller sends for ``to_katib(params)``)."""
+    return parameter_specs(to_katib(params))
 
 
 def catalog(params: Sequence[Param]) -> SearchSpace:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.optimizers.spaces import Param, canonical_key, catalog, space_size
+from katib_model.parameters import KatibType
 
 TABLES_DIR = Path(__file__).resolve().parents[1] / "tables"
 # Columns of a table that are metrics, not parameters. The objective is the first of OBJECTIVES present.
@@ -166,7 +167,7 @@ def load_table(path: str | Path, name: str | None = None) -> GridTask:
         values, numeric = _sorted_values([r[p] for r in rows])
         if len(values) < 2:
             raise ValueError(f"{path}: parameter {p!r} has a single value {values}; a grid needs two or more")
-        params.append(Param(p, "discrete" if numeric else "categorical", values=tuple(values)))
+        params.append(Param(p, KatibType.DISCRETE if numeric else KatibType.CATEGORICAL, values=tuple(values)))
     space = catalog(params)
     values: dict[tuple, float | None] = {}
     costs: dict[tuple, float] = {}
@@ -312,7 +313,7 @@ LIVE_SPACES: dict[str, list[Param]] = {
     "knn": [
         Param("n_neighbors", "int", low=1, high=25),
         Param("p", "int", low=1, high=4),
-        Param("weights", "categorical", values=("uniform", "distance")),
+        Param("weights", KatibType.CATEGORICAL, values=("uniform", "distance")),
     ],
     "dt": [
         Param("max_depth", "int", low=1, high=15),

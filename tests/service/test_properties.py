@@ -82,7 +82,7 @@ def test_decode_of_any_point_is_feasible(specs: list, seed: int) -> None:
         a = space.decode(x)
         assert list(a) == list(space.names) and space.contains(a)
         for p, value in zip(space.params, a.values(), strict=True):
-            if p.kind == "discrete" or p.kind == "categorical":
+            if p.kind in ("DISCRETE", "CATEGORICAL"):
                 assert value in p.values  # the list's own strings
             else:
                 assert "999999" not in value and "000000000" not in value  # no float artefacts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from katib_model import search_space
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.space import SearchSpace
 
@@ -86,14 +87,14 @@ def test_categorical_is_one_hot() -> None:
     assert space.size() == 30
 
 
-def test_from_katib_dict_matches_proto() -> None:
+def test_katib_model_space_matches_proto() -> None:
     crd = [
         {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "1e-5", "max": "1e-1",
                                                                    "distribution": "logUniform"}},
         {"name": "layers", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "8"}},
         {"name": "dropout", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "0.5", "step": "0.05"}},
     ]  # fmt: skip
-    a, b = SearchSpace.from_katib_dict(crd), SearchSpace.from_proto(continuous_space())
+    a, b = search_space(crd), SearchSpace.from_proto(continuous_space())
     x = np.random.default_rng(1).random((20, a.width))
     assert [a.decode(r) for r in x] == [b.decode(r) for r in x]
 
@@ -155,7 +156,7 @@ def test_unknown_type_is_rejected() -> None:
 )  # fmt: skip
 def test_invalid_crd_dicts(entry: dict, fragment: str) -> None:
     with pytest.raises(InvalidArgument, match=fragment):
-        SearchSpace.from_katib_dict([entry])
+        search_space([entry])
 
 
 def test_enumerate_refuses_continuous_spaces() -> None:
