@@ -21,6 +21,10 @@ Endpoints (the ones the pinned clients call; anything else is a 404 with the hub
   redirects only within one origin); ``Range`` requests resume downloads;
 - ``GET /<path>``: ``<root>/files/<path>``.
 
+Used as ``HTTP(S)_PROXY`` (with ``NO_PROXY=127.0.0.1``), the hub refuses every request that would leave
+the machine (``CONNECT`` and absolute URLs to other hosts get a 403) and records it in ``requests``, so
+a rehearsal is hermetic and shows what a command tried to reach outside the hub.
+
 The only revision is ``main`` (or the commit id it resolves to). The folder must not change while it
 is served: each repo is scanned once, on its first request.
 """
@@ -176,10 +180,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch(send_body=True)
 
+    def do_CONNECT(self) -> None:
+        """A client using the hub as its HTTPS proxy tried to leave loopback: refuse, and record it."""
+        self._send_bytes(b"egress blocked by the loopback hub\n", HTTPStatus.FORBIDDEN, True, {})
+        self.close_connection = True
+
     def _dispatch(self, send_body: bool) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         try:
+            if url.netloc and url.netloc != urlsplit(self.hub.url).netloc:
+                raise HubError(403, "EgressBlocked", f"egress to {url.netloc} blocked by the loopback hub")
             self._route(_split(url.path), query, send_body)
         except HubError as err:
             self._send_json({"error": str(err)}, err.status, send_body, {"X-Error-Code": err.code})

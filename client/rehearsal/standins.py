@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.cache import HUB_DATASETS, RESNET50_WEIGHTS_FILE
+from trainer.cache import RESNET50_WEIGHTS_FILE
+from trainer.tasks import get_task
 
 TEXT_MODEL = "bert-base-uncased"
 RESNET50_PATH = f"models/{RESNET50_WEIGHTS_FILE}"  # below files/, and below download.pytorch.org/
@@ -102,9 +103,9 @@ def build_glue(root: Path, tasks: tuple[str, ...] = ("sst2", "mrpc")) -> Path:
     """``datasets/<GLUE repo>`` with one parquet config per task, rows from ``trainer.tiny_data``."""
     from trainer.tiny_data import tiny_dataset
 
-    repo = {HUB_DATASETS[task][0] for task in tasks}.pop()
+    (repo,) = {get_task(task).hub_dataset[0] for task in tasks}
     configs = {
-        HUB_DATASETS[task][1]: {"features": _text_features(task), "splits": tiny_dataset(task)}
+        get_task(task).hub_dataset[1]: {"features": _text_features(task), "splits": tiny_dataset(task)}
         for task in tasks
     }
     target = root / "datasets" / repo
@@ -116,7 +117,7 @@ def build_cifar10(root: Path) -> Path:
     """``datasets/<CIFAR-10 repo>``: config ``plain_text`` (default), train/test parquet."""
     from trainer.tiny_data import tiny_dataset
 
-    repo = HUB_DATASETS["cifar10"][0]
+    repo = get_task("cifar10").hub_dataset[0]
     target = root / "datasets" / repo
     spec = {"features": _cifar10_features(), "splits": tiny_dataset("cifar10")}
     _write_dataset_repo(target, {"plain_text": spec}, default="plain_text")
