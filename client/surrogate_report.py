@@ -2,8 +2,9 @@
 predicts its later ones -- and what the service would have run next.
 
 The finished trials with an objective value are ordered by start time; the surrogate (the service's own
-``surrogate-gp`` / ``surrogate-rf`` model, built exactly as a ``GetSuggestions`` call builds it) is fitted
-on the first part and predicts the rest (the *held-out* trials). Reported:
+``surrogate-gp`` / ``surrogate-rf`` model, fitted by ``suggestion_service.model_fit.fit_model``, the step
+a ``GetSuggestions`` call fits it with) is fitted on the first part and predicts the rest (the
+*held-out* trials). Reported:
 
 - **Spearman rank correlation** between predicted and observed objective on the held-out trials
   (1: the model orders them perfectly; 0: no better than chance; negative: backwards);
@@ -16,8 +17,6 @@ on the first part and predicts the rest (the *held-out* trials). Reported:
 Search space, encoding, history and model all come from ``suggestion_service`` and the trials from the
 client's result model (cluster or local store), so nothing is parsed twice.
 """
-
-# ruff: noqa: N806  (matrix notation: X is a design matrix)
 
 from __future__ import annotations
 
@@ -37,6 +36,7 @@ from client.local_store import LocalStore, StoredTrial
 from client.model import EARLY_STOPPED, MAXIMIZE, SUCCEEDED, Experiment, Trial
 
 if TYPE_CHECKING:
+    from suggestion_service.model_fit import FittedModel
     from suggestion_service.settings import Settings
     from suggestion_service.space import SearchSpace
 
@@ -337,7 +337,7 @@ class _FittedModel:
     settings: Settings
     settings_list: list[tuple[str, str]]
     request: Any  # the GetSuggestionsRequest Katib would send after the training window
-    model: Any
+    model: FittedModel  # the service's fitted surrogate (``model_fit.fit_model``)
     z_obs: np.ndarray  # transformed outputs of the observed training trials
     loss_obs: np.ndarray  # their losses
     sign: float  # objective = sign * loss
@@ -348,18 +348,19 @@ class _FittedModel:
 
     def predict_raw(self, raws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (transformed loss units) at raw configuration rows."""
-        return self.model.predict(self.space.encode_raw(raws))
+        return self.model.predict_raw(raws)
 
 
 def _fit_model(
     definition: ExperimentDef, experiment: Experiment, algorithm: str, split: _Split, top_k: int
 ) -> tuple[_FittedModel, list[str]]:
-    """Build the request for the training window and fit ``algorithm``'s model exactly as
-    ``bayesopt.surrogate_search`` does (no priors); returns it and notes on dropped settings."""
+    """Build the request for the training window and fit ``algorithm``'s model with the service's own
+    ``model_fit.fit_model`` (as ``bayesopt.surrogate_search`` does, without priors; seed: the
+    ``random_state`` setting); returns it and notes on dropped settings."""
     from client.local_runner import experiment_proto, suggestions_request
-    from suggestion_service.bayesopt import fit_data, make_surrogate
     from suggestion_service.errors import InvalidArgument
     from suggestion_service.history import build_history
+    from suggestion_service.model_fit import fit_model
     from suggestion_service.settings import parse_settings
 
     name = experiment.name
@@ -385,15 +386,14 @@ def _fit_model(
             f"only {len(history.observed)} of the {len(split.train)} training trials of {name} fit its "
             f"search space; the model needs at least {MIN_TRAIN}"
         )
-    X_fit, z_fit = fit_data(space, history, settings, None, 0)
-    model = make_surrogate(settings, settings.random_state).fit(X_fit, z_fit)
+    model = fit_model(space, history, settings, settings.random_state)
     fitted = _FittedModel(
         space=space,
         settings=settings,
         settings_list=settings_list,
         request=request,
         model=model,
-        z_obs=z_fit[: len(history.observed)],
+        z_obs=model.y[: model.n_observed],
         loss_obs=history.losses(),
         sign=-1.0 if experiment.objective_type == MAXIMIZE else 1.0,
     )

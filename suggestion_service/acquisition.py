@@ -4,14 +4,27 @@ Expected improvement is computed in log space so that it still ranks candidates 
 underflows to 0 (far below the incumbent, z << 0): log h(z) with h(z) = phi(z) + z Phi(z) uses
 ``erfcx`` for z < -1 and the asymptotic series for very negative z (the LogEI formulation of
 Ament et al., NeurIPS 2023).
+
+The surrogate search scores candidates through an ``Acquisition``: a function of the model's mean and
+std at the candidates, the incumbent and the predicted log cost. ``from_settings`` is the one the
+settings name (``score`` with their xi, kappa and cost exponent); the search takes an
+``AcquisitionFactory`` (default ``from_settings``), so a prototype acquisition is an argument, not a
+patch of this module (``bench/optimizers/experimental.py``). ``predicted_mean`` ranks by the mean
+alone (warm start before the first own observation).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from scipy.special import erfcx, log_ndtr, ndtr
+
+if TYPE_CHECKING:
+    from suggestion_service.history import History
+    from suggestion_service.settings import Settings
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(math.pi / 2.0)
@@ -65,6 +78,10 @@ def confidence_bound(mu: np.ndarray, sd: np.ndarray, kappa: float) -> np.ndarray
     return kappa * np.asarray(sd, dtype=float) - np.asarray(mu, dtype=float)
 
 
+#: The acquisition kinds ``score`` computes.
+KINDS = ("ei", "ucb", "pi", "ei_per_cost")
+
+
 def score(
     kind: str,
     mu: np.ndarray,
@@ -93,3 +110,43 @@ def score(
             return log_ei
         return log_ei - cost_exponent * np.asarray(log_cost, dtype=float)
     raise ValueError(f"unknown acquisition {kind!r}; allowed: ei, ucb, pi, ei_per_cost")
+
+
+class Acquisition(Protocol):
+    """Scores of candidates (larger is better) on a minimisation problem."""
+
+    def __call__(
+        self, mu: np.ndarray, sd: np.ndarray, best: float, log_cost: np.ndarray | None
+    ) -> np.ndarray:
+        """``mu``/``sd``: the model's mean and latent std at the candidates; ``best``: the incumbent
+        (lowest) output; ``log_cost``: predicted log cost of the candidates (None: no cost model)."""
+        ...
+
+
+#: The acquisition of one call: (settings, history) -> Acquisition (the signature of ``from_settings``).
+AcquisitionFactory = Callable[["Settings", "History"], Acquisition]
+
+
+def scorer(kind: str, *, xi: float, kappa: float, cost_exponent: float = 1.0) -> Acquisition:
+    """The ``Acquisition`` computing ``score(kind, ...)`` with these parameters (ValueError for an
+    unknown kind, raised now rather than at the first call)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown acquisition {kind!r}; allowed: {', '.join(KINDS)}")
+
+    def acquire(mu: np.ndarray, sd: np.ndarray, best: float, log_cost: np.ndarray | None) -> np.ndarray:
+        return score(kind, mu, sd, best, xi=xi, kappa=kappa, log_cost=log_cost, cost_exponent=cost_exponent)
+
+    return acquire
+
+
+def from_settings(settings: Settings, history: History) -> Acquisition:
+    """``scorer`` of ``settings.acquisition`` with the settings' xi, kappa and cost exponent (the
+    history is not used: the signature lets another factory choose per call)."""
+    return scorer(
+        settings.acquisition, xi=settings.xi, kappa=settings.kappa, cost_exponent=settings.cost_exponent
+    )
+
+
+def predicted_mean(mu: np.ndarray, sd: np.ndarray, best: float, log_cost: np.ndarray | None) -> np.ndarray:
+    """Rank by the predicted mean alone (-mu): exploitation, no uncertainty bonus."""
+    return -np.asarray(mu)

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from suggestion_service import bayesopt
+from suggestion_service.deadline import NO_DEADLINE, Deadline
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.history import History
+from suggestion_service.prior_math import PriorData
 from suggestion_service.seeding import rng_from
 from suggestion_service.settings import Settings
 from suggestion_service.space import ENUMERATE_MAX, SearchSpace
-from suggestion_service.warm_start import PriorData
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +121,22 @@ def propose(
     rng: np.random.Generator,
     experiment_name: str,
     priors: PriorData | None = None,
+    *,
+    deadline: Deadline = NO_DEADLINE,
+    parts: bayesopt.SearchParts = bayesopt.DEFAULT_PARTS,
 ) -> Proposal:
     """Exactly ``n`` raw rows from ``settings.algorithm``, padded (and flagged) if the space ran out.
-    ``priors`` (warm start) only inform the surrogate algorithms."""
+    ``priors`` (warm start), ``deadline`` and ``parts`` (model and acquisition) only concern the
+    surrogate algorithms (``bayesopt.surrogate_search``)."""
     fit_seconds = 0.0
     if settings.algorithm == "grid":
         picks = grid(space, history, settings, n, experiment_name)
     elif settings.algorithm == "random":
         picks = random_search(space, history, n, rng)
     else:
-        result = bayesopt.surrogate_search(space, history, settings, n, rng, priors)
+        result = bayesopt.surrogate_search(
+            space, history, settings, n, rng, priors, deadline=deadline, parts=parts
+        )
         picks, fit_seconds = result.raws, result.fit_seconds
     exhausted = len(picks) < n
     if exhausted:

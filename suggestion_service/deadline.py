@@ -1,33 +1,33 @@
-"""The time by which the current GetSuggestions call must have its answer.
+"""The time by which a GetSuggestions call must have its answer, as a value passed down explicitly.
 
-The gRPC handler sets it from the RPC's deadline less a margin (``server.work_deadline``) with
-:func:`using_deadline`; the parts that can run long read it: the batch loop in ``bayesopt`` completes a
-batch from the candidate pool once it has passed, and the warm-start reader stops fetching prior
-experiments. Outside a handler (tests, benchmarks, the local runner) there is no deadline.
+The gRPC handler builds a :class:`Deadline` from the RPC's deadline less a margin
+(``server.work_deadline``) and passes it to ``engine.get_suggestions``, which hands it to the parts that
+can run long: the batch loop (``batch.propose_batch``) completes a batch from the candidate pool once it
+has passed, and the warm-start fetch (``prior_fetch.WarmStart``) stops reading prior experiments.
+Callers outside a handler (tests, benchmarks, the local runner) pass nothing: :data:`NO_DEADLINE`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import time
-from collections.abc import Iterator
-
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("call_deadline", default=None)
+from dataclasses import dataclass
 
 
-@contextlib.contextmanager
-def using_deadline(deadline: float | None) -> Iterator[None]:
-    """Within this block :func:`past_deadline` is true once ``time.monotonic()`` reaches ``deadline``
-    (None = no deadline)."""
-    token = _deadline.set(deadline)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+@dataclass(frozen=True)
+class Deadline:
+    """A ``time.monotonic()`` instant (``at``), or none (``at`` None: never passes)."""
+
+    at: float | None = None
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now (negative: already passed)."""
+        return cls(time.monotonic() + seconds)
+
+    def passed(self) -> bool:
+        """Whether ``time.monotonic()`` has reached the deadline (always False without one)."""
+        return self.at is not None and time.monotonic() >= self.at
 
 
-def past_deadline() -> bool:
-    """Whether the current call's deadline (if any) has passed."""
-    deadline = _deadline.get()
-    return deadline is not None and time.monotonic() >= deadline
+#: No deadline: the call runs to completion.
+NO_DEADLINE = Deadline()

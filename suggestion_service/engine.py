@@ -5,32 +5,34 @@
 ``InvalidArgument`` for anything Katib sent that cannot be served. No state is kept between calls:
 the history comes from ``request.trials`` and every random choice is seeded from the experiment
 name, the algorithm settings and the history content, so a repeated (or retried, or restarted)
-request gets the same reply -- unless a surrogate batch ran into the deadline of ``using_deadline``.
+request gets the same reply -- unless a surrogate batch ran into its ``deadline``.
+
+Everything a call depends on is an argument: the request, the warm-start reader (``WarmStart``, which
+holds the bounded prior cache; None = no prior source), the ``Deadline`` and the search's model and
+acquisition (``bayesopt.SearchParts``). The only process-wide state a call touches is the BLAS thread
+limit (``blas_threads``), process-wide by nature.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 import math
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
-from suggestion_service import deadline as call_deadline
 from suggestion_service.algorithms import check_grid, propose
+from suggestion_service.bayesopt import DEFAULT_PARTS, SearchParts
+from suggestion_service.blas_threads import PROCESS_LIMIT
+from suggestion_service.deadline import NO_DEADLINE, Deadline
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.history import History, build_history
+from suggestion_service.prior_fetch import WarmStart
+from suggestion_service.prior_math import PriorData, check_usable, drop_unrelated, prior_data
 from suggestion_service.proto import api_pb2
 from suggestion_service.seeding import rng_from
 from suggestion_service.settings import Settings, parse_settings
 from suggestion_service.space import SearchSpace
-from suggestion_service.warm_start import PriorData, WarmStart, check_usable, drop_unrelated, prior_data
 
 logger = logging.getLogger(__name__)
 
@@ -42,35 +44,6 @@ MAX_PARAMETERS = 1000
 MAX_ENCODED_WIDTH = 5000
 #: Configurations of a finite space: the algorithms count them in floating point.
 MAX_SPACE_SIZE = 10**300
-
-_threadpools: ThreadpoolController | None = None
-_threadpools_lock = threading.Lock()
-_threadpools_users = 0
-_threadpools_limiter: Any = None
-
-
-@contextlib.contextmanager
-def _limit_threads() -> Iterator[None]:
-    """Run numerical code single-threaded: the matrices are small and the pod has 1-2 CPUs.
-
-    BLAS/OpenMP thread counts are process-wide while gRPC serves calls on several threads, so the limit
-    is counted: the first call in sets it, the last call out restores the original (a plain per-call
-    limiter would restore it under a call still running)."""
-    global _threadpools, _threadpools_users, _threadpools_limiter
-    with _threadpools_lock:
-        if _threadpools is None:
-            _threadpools = ThreadpoolController()
-        if _threadpools_users == 0:
-            _threadpools_limiter = _threadpools.limit(limits=1)
-        _threadpools_users += 1
-    try:
-        yield
-    finally:
-        with _threadpools_lock:
-            _threadpools_users -= 1
-            if _threadpools_users == 0:
-                _threadpools_limiter.restore_original_limits()
-                _threadpools_limiter = None
 
 
 @dataclass
@@ -135,44 +108,23 @@ def _check_space_bounds(space: SearchSpace) -> None:
         )
 
 
-_NO_WARM_START = WarmStart()
-_current_warm_start: contextvars.ContextVar[WarmStart | None] = contextvars.ContextVar(
-    "warm_start", default=None
-)
-
-
-@contextlib.contextmanager
-def using_warm_start(warm_start: WarmStart) -> Iterator[None]:
-    """Within this block, ``validate_experiment`` and ``get_suggestions`` called without an explicit
-    ``warm_start`` read prior experiments through ``warm_start`` (the server wraps each RPC in it)."""
-    token = _current_warm_start.set(warm_start)
-    try:
-        yield
-    finally:
-        _current_warm_start.reset(token)
-
-
-def using_deadline(deadline: float | None) -> contextlib.AbstractContextManager[None]:
-    """Within this block, ``get_suggestions`` completes a surrogate batch still being picked at
-    ``deadline`` (a ``time.monotonic()`` value; None = none) from the quasi-random candidate pool, so
-    the reply is whole and in time, and stops reading warm-start priors (``suggestion_service.deadline``;
-    the server passes its RPC deadline less a margin)."""
-    return call_deadline.using_deadline(deadline)
-
-
 def _warm(warm_start: WarmStart | None) -> WarmStart:
-    return warm_start or _current_warm_start.get() or _NO_WARM_START
+    """``warm_start``, or one without a source (every warm-start reference is then INVALID_ARGUMENT,
+    saying that no source is configured)."""
+    return warm_start if warm_start is not None else WarmStart()
 
 
-def validate_experiment(experiment: api_pb2.Experiment, warm_start: WarmStart | None = None) -> None:
+def validate_experiment(
+    experiment: api_pb2.Experiment, warm_start: WarmStart | None = None, deadline: Deadline = NO_DEADLINE
+) -> None:
     """What ``ValidateAlgorithmSettings`` checks: algorithm name and settings, search space, objective,
     for grid that every double has a step and ``max_trial_count`` fits in the grid, and that every
     warm-start experiment can be read, has the same objective and has trials that fit this space
-    (``warm_start`` reads them; None = the one of ``using_warm_start``, else no prior source, so a
-    warm-start setting is INVALID_ARGUMENT)."""
+    (``warm_start`` reads them, none after ``deadline``; None = no prior source, so a warm-start
+    setting is INVALID_ARGUMENT)."""
     space, settings = _prepare(experiment)
     if settings.warm_start_experiments:
-        priors = _warm(warm_start).resolve(experiment, settings)
+        priors = _warm(warm_start).resolve(experiment, settings, deadline)
         check_usable(prior_data(space, priors, experiment.spec.objective, settings.warm_start_max_trials))
     if settings.algorithm == "grid":
         size = int(space.size())  # type: ignore[arg-type]
@@ -189,13 +141,19 @@ def _history_fingerprint(space: SearchSpace, history: History) -> list:
 
 
 def get_suggestions(
-    request: api_pb2.GetSuggestionsRequest, warm_start: WarmStart | None = None
+    request: api_pb2.GetSuggestionsRequest,
+    warm_start: WarmStart | None = None,
+    *,
+    deadline: Deadline = NO_DEADLINE,
+    parts: SearchParts = DEFAULT_PARTS,
 ) -> SuggestionResult:
     """Answer a GetSuggestionsRequest with exactly ``current_request_number`` assignments.
 
-    With the ``warm_start_experiments`` setting the prior trials come through ``warm_start`` (None = the
-    one of ``using_warm_start``, else no prior source: INVALID_ARGUMENT); a transient failure to read
-    them raises ``Unavailable``."""
+    With the ``warm_start_experiments`` setting the prior trials come through ``warm_start`` (None = no
+    prior source: INVALID_ARGUMENT); a transient failure to read them, or reaching ``deadline`` before
+    they are read, raises ``Unavailable``. A surrogate batch still being picked at ``deadline`` is
+    completed from the candidate pool. ``parts``: the surrogate search's model and acquisition (the
+    service's own by default; benchmark prototypes pass theirs)."""
     n = request.current_request_number
     if n < 0 or n > MAX_REQUEST_NUMBER:
         raise InvalidArgument(
@@ -220,7 +178,7 @@ def get_suggestions(
         _history_fingerprint(space, history),
     ]
     if settings.warm_start_experiments:
-        experiments = _warm(warm_start).resolve(experiment, settings)
+        experiments = _warm(warm_start).resolve(experiment, settings, deadline)
         priors = prior_data(space, experiments, experiment.spec.objective, settings.warm_start_max_trials)
         if history.observed:
             own_x = np.vstack([o.x for o in history.observed])
@@ -228,8 +186,10 @@ def get_suggestions(
         counts["n_prior"] = len(priors)
         seed_parts.append(priors.fingerprint())
     rng = rng_from(*seed_parts)
-    with _limit_threads():
-        proposal = propose(space, history, settings, n, rng, experiment.name, priors)
+    with PROCESS_LIMIT.held():
+        proposal = propose(
+            space, history, settings, n, rng, experiment.name, priors, deadline=deadline, parts=parts
+        )
     assignments = [space.assignment(r) for r in proposal.raws]
     if len(assignments) != n or not all(space.contains(a) for a in assignments):
         raise RuntimeError(f"internal error: produced {len(assignments)} assignments for {n} requested")

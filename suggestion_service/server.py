@@ -18,10 +18,12 @@ Status codes follow what Katib's controller does with them (see docs/service.md)
 Bytes that do not decode as the RPC's request message get INVALID_ARGUMENT too (gRPC's own
 deserializer would answer INTERNAL and log a traceback): see :func:`_lenient`.
 
-``GetSuggestions`` passes the client's deadline (Katib: a fixed 60 s) to the engine, less
-:func:`reply_margin`: a surrogate batch still being picked then is completed from the candidate pool
-and answered in time. Katib rejects a reply with fewer assignments than requested, and on
-DEADLINE_EXCEEDED it resends the same request, which would run out of time again.
+Each call passes its arguments down explicitly: the servicer's ``WarmStart`` (which owns the bounded
+prior cache) and a :class:`~suggestion_service.deadline.Deadline` built from the client's deadline
+(Katib: a fixed 60 s) less :func:`reply_margin` (:func:`work_deadline`), for both RPCs: a surrogate
+batch still being picked then is completed from the candidate pool and answered in time, and no
+further warm-start experiment is read. Katib rejects a reply with fewer assignments than requested,
+and on DEADLINE_EXCEEDED it resends the same request, which would run out of time again.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from suggestion_service import engine
+from suggestion_service.bayesopt import DEFAULT_PARTS, SearchParts
+from suggestion_service.deadline import NO_DEADLINE, Deadline
 from suggestion_service.errors import InvalidArgument, Unavailable
 from suggestion_service.metrics import ServiceMetrics
+from suggestion_service.prior_fetch import WarmStart
 from suggestion_service.priors import PriorSource
 from suggestion_service.proto import api_pb2, api_pb2_grpc
 from suggestion_service.settings import ALGORITHMS
-from suggestion_service.warm_start import WarmStart
 
 log = logging.getLogger("suggestion_service")
 
@@ -95,13 +99,18 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         metrics: ServiceMetrics | None = None,
         prior_source: PriorSource | None = None,
         warm_start: WarmStart | None = None,
+        parts: SearchParts = DEFAULT_PARTS,
     ) -> None:
         """``prior_source`` (wrapped in a cached ``WarmStart``) or a ready ``warm_start`` reads the
-        experiments of ``warm_start_experiments``; neither = no source (such settings are rejected)."""
+        experiments of ``warm_start_experiments``; neither = no source (such settings are rejected).
+        ``parts``: the surrogate search's model and acquisition (benchmark prototypes pass theirs).
+        These objects, with ``metrics``, are all the servicer keeps between calls: the warm start's
+        prior cache is the only state that outlives one."""
         if prior_source is not None and warm_start is not None:
             raise ValueError("give prior_source or warm_start, not both")
         self.metrics = metrics or ServiceMetrics()
         self.warm_start = warm_start if warm_start is not None else WarmStart(prior_source)
+        self.parts = parts
 
     def GetSuggestions(  # noqa: N802 (gRPC method name)
         self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
@@ -119,8 +128,9 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         self.metrics.history_size.labels(_label(algorithm)).observe(len(request.trials))
 
         def work() -> api_pb2.GetSuggestionsReply:
-            with engine.using_warm_start(self.warm_start), engine.using_deadline(work_deadline(context)):
-                result = engine.get_suggestions(request)
+            result = engine.get_suggestions(
+                request, self.warm_start, deadline=work_deadline(context), parts=self.parts
+            )
             self.metrics.fit_seconds.labels(_label(algorithm)).observe(result.fit_seconds)
             self.metrics.assignments.labels(_label(algorithm)).inc(len(result.assignments))
             details.update(
@@ -155,8 +165,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         }
 
         def work() -> api_pb2.ValidateAlgorithmSettingsReply:
-            with engine.using_warm_start(self.warm_start):
-                engine.validate_experiment(request.experiment)
+            engine.validate_experiment(request.experiment, self.warm_start, work_deadline(context))
             return api_pb2.ValidateAlgorithmSettingsReply()
 
         return self._answer("ValidateAlgorithmSettings", algorithm, context, details, work)
@@ -213,13 +222,13 @@ def reply_margin(remaining: float) -> float:
     return min(REPLY_MARGIN_S, 0.1 * remaining)
 
 
-def work_deadline(context: grpc.ServicerContext) -> float | None:
-    """The ``time.monotonic()`` by which the engine should have its answer: the client's deadline less
-    ``reply_margin``; None when the client set no deadline."""
+def work_deadline(context: grpc.ServicerContext) -> Deadline:
+    """The ``Deadline`` by which the engine should have its answer: the client's deadline less
+    ``reply_margin``; ``NO_DEADLINE`` when the client set none."""
     remaining = context.time_remaining()
     if remaining is None or not math.isfinite(remaining) or remaining > 1e8:  # no deadline set
-        return None
-    return time.monotonic() + max(0.0, remaining - reply_margin(remaining))
+        return NO_DEADLINE
+    return Deadline.after(max(0.0, remaining - reply_margin(remaining)))
 
 
 def describe_source(source: PriorSource) -> str:
@@ -289,6 +298,7 @@ def start_server(
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     prior_source: PriorSource | None = None,
+    parts: SearchParts = DEFAULT_PARTS,
 ) -> RunningServer:
     """Start the Suggestion + Health gRPC server (and optionally ``/metrics``) in background threads.
 
@@ -296,7 +306,8 @@ def start_server(
     get RESOURCE_EXHAUSTED; messages over ``max_message_bytes`` are refused by gRPC.
     ``prior_source`` supplies the experiments named by the ``warm_start_experiments`` setting
     (see :mod:`suggestion_service.priors`); None = automatic: the Kubernetes API when running in a pod,
-    otherwise none (warm-start settings are then an INVALID_ARGUMENT saying so).
+    otherwise none (warm-start settings are then an INVALID_ARGUMENT saying so). ``parts``: the
+    surrogate search's model and acquisition (the service's own; benchmark prototypes pass theirs).
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -316,7 +327,7 @@ def start_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    add_suggestion_servicer(SuggestionServicer(metrics, prior_source), server)
+    add_suggestion_servicer(SuggestionServicer(metrics, prior_source, parts=parts), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -153,8 +153,14 @@ LENGTH_SCALE_BOUNDS = (0.03, 20.0)
 TASK_LENGTH_SCALE = 3.0
 
 
-def default_kernel(width: int, task_columns: int = 0, fix_task_length_scale: bool = False) -> Kernel:
-    """ConstantKernel * Matern(2.5, ARD) + WhiteKernel with prior-like bounds for standardised data.
+def default_kernel(
+    width: int,
+    task_columns: int = 0,
+    fix_task_length_scale: bool = False,
+    length_scale_bounds: tuple[float, float] = LENGTH_SCALE_BOUNDS,
+) -> Kernel:
+    """ConstantKernel * Matern(2.5, ARD) + WhiteKernel with prior-like bounds for standardised data
+    (``length_scale_bounds``: of every encoded column's length scale).
 
     The last ``task_columns`` of the ``width`` columns are warm-start task indicators: their length
     scales start at ``TASK_LENGTH_SCALE`` (and stay there when ``fix_task_length_scale``); a short
@@ -164,11 +170,11 @@ def default_kernel(width: int, task_columns: int = 0, fix_task_length_scale: boo
         raise ValueError(f"task_columns must be in [0, {width}], got {task_columns}")
     if not task_columns:
         return ConstantKernel(1.0, (0.05, 20.0)) * Matern(
-            length_scale=np.full(width, 0.5), length_scale_bounds=LENGTH_SCALE_BOUNDS, nu=2.5
+            length_scale=np.full(width, 0.5), length_scale_bounds=length_scale_bounds, nu=2.5
         ) + WhiteKernel(1e-3, (1e-6, 0.5))
     n_x = width - task_columns
     init = np.concatenate([np.full(n_x, 0.5), np.full(task_columns, TASK_LENGTH_SCALE)])
-    bounds = np.array([LENGTH_SCALE_BOUNDS] * width, dtype=float)
+    bounds = np.array([length_scale_bounds] * width, dtype=float)
     if fix_task_length_scale:
         bounds[n_x:] = TASK_LENGTH_SCALE
     return ConstantKernel(1.0, (0.05, 20.0)) * Matern(
@@ -189,6 +195,7 @@ class GPSurrogate:
         task_columns: int = 0,
         fix_task_length_scale: bool = False,
         keep_first: int = 0,
+        length_scale_bounds: tuple[float, float] = LENGTH_SCALE_BOUNDS,
     ) -> None:
         self.random_state = random_state
         self.restarts = restarts
@@ -197,6 +204,7 @@ class GPSurrogate:
         self.task_columns = task_columns
         self.fix_task_length_scale = fix_task_length_scale
         self.keep_first = keep_first
+        self.length_scale_bounds = length_scale_bounds
         self._gp: GaussianProcessRegressor | None = None
         self._mean = 0.0
         self._scale = 1.0
@@ -236,7 +244,9 @@ class GPSurrogate:
                 Xs, zs = X[idx], z[idx]
                 D2 = (Xs[:, None, :] - Xs[None, :, :]) ** 2
                 hyper = GaussianProcessRegressor(
-                    default_kernel(X.shape[1], self.task_columns, self.fix_task_length_scale),
+                    default_kernel(
+                        X.shape[1], self.task_columns, self.fix_task_length_scale, self.length_scale_bounds
+                    ),
                     optimizer=partial(_fast_lbfgs, D2=D2, y=zs),
                     n_restarts_optimizer=self.restarts,
                     normalize_y=False,
@@ -276,6 +286,7 @@ class GPSurrogate:
             task_columns=self.task_columns,
             fix_task_length_scale=self.fix_task_length_scale,
             keep_first=self.keep_first,
+            length_scale_bounds=self.length_scale_bounds,
         )
         z = (np.asarray(y, dtype=float) - self._mean) / self._scale
         with warnings.catch_warnings():

@@ -29,10 +29,10 @@ def test_in_flight_request_drains_while_health_watchers_see_not_serving(monkeypa
     entered, release = threading.Event(), threading.Event()
     real = engine.get_suggestions
 
-    def slow(request):
+    def slow(*args, **kwargs):
         entered.set()
         assert release.wait(20)
-        return real(request)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "get_suggestions", slow)
     srv = start_server("127.0.0.1", 0)

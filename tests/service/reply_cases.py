@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from suggestion_service import engine
+from suggestion_service.prior_fetch import WarmStart
 from suggestion_service.priors import PriorExperiment, PriorTrial, StaticPriorSource
 from suggestion_service.proto import api_pb2
 from suggestion_service.space import SearchSpace
-from suggestion_service.warm_start import WarmStart
 
 from .builders import (
     TS,

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suggestion_service import engine
 from suggestion_service.engine import get_suggestions, validate_experiment
 from suggestion_service.errors import InvalidArgument
 from suggestion_service.settings import ALGORITHMS
@@ -296,30 +295,3 @@ def test_latency_at_32_trials_is_well_under_a_second() -> None:
         t0 = time.perf_counter()
         get_suggestions(make_request(exp, trials, 3))
         assert time.perf_counter() - t0 < 1.0, algorithm
-
-
-def test_thread_limit_is_restored_only_when_the_last_concurrent_call_leaves(monkeypatch) -> None:
-    """BLAS thread counts are process-wide: overlapping calls (gRPC worker threads) share one limit,
-    which a call that finishes first must not lift under a call still running."""
-    events: list[str] = []
-
-    class Limiter:
-        def restore_original_limits(self) -> None:
-            events.append("restore")
-
-    class Controller:
-        def limit(self, limits: int) -> Limiter:
-            events.append(f"limit {limits}")
-            return Limiter()
-
-    monkeypatch.setattr(engine, "_threadpools", Controller())
-    first, second = engine._limit_threads(), engine._limit_threads()
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)  # the first call finishes while the second still runs
-    assert events == ["limit 1"]
-    second.__exit__(None, None, None)
-    assert events == ["limit 1", "restore"]
-    with engine._limit_threads():  # a later call sets the limit again
-        assert events[-1] == "limit 1"
-    assert events[-1] == "restore"

@@ -13,6 +13,7 @@ import pytest
 
 from suggestion_service import engine
 from suggestion_service.acquisition import log_expected_improvement
+from suggestion_service.deadline import NO_DEADLINE, Deadline
 from suggestion_service.server import SuggestionServicer, reply_margin, work_deadline
 from suggestion_service.surrogates import ForestSurrogate, GPSurrogate, Surrogate
 
@@ -100,10 +101,9 @@ def test_a_batch_past_its_deadline_is_completed_from_the_pool(algorithm: str, ca
     trials = _continuous_history(12)
     request = make_request(exp, trials, 20)
     full = engine.get_suggestions(request).assignments
-    with engine.using_deadline(time.monotonic() + 3600):
-        assert engine.get_suggestions(request).assignments == full
-    with caplog.at_level(logging.WARNING), engine.using_deadline(time.monotonic() - 1):
-        late = engine.get_suggestions(request).assignments
+    assert engine.get_suggestions(request, deadline=Deadline.after(3600)).assignments == full
+    with caplog.at_level(logging.WARNING):
+        late = engine.get_suggestions(request, deadline=Deadline.after(-1)).assignments
     assert len(late) == 20 == len(_keys(late))
     assert not _keys(late) & _keys(
         [{a.name: a.value for a in t.spec.parameter_assignments.assignments} for t in trials]
@@ -125,8 +125,7 @@ def test_a_late_batch_in_a_finite_space_repeats_nothing() -> None:
         make_trial(f"t{i}", c, metrics={"accuracy": str(0.6 + i / 100)}) for i, c in enumerate(configs[:10])
     ]
     exp = make_experiment("late-grid", space, "surrogate-gp")
-    with engine.using_deadline(time.monotonic() - 1):
-        result = engine.get_suggestions(make_request(exp, trials, 14))
+    result = engine.get_suggestions(make_request(exp, trials, 14), deadline=Deadline.after(-1))
     assert not result.exhausted
     got = _keys(result.assignments)
     assert len(got) == 14
@@ -147,12 +146,14 @@ class _Context:
 
 
 def test_work_deadline_keeps_a_margin_and_ignores_no_deadline() -> None:
-    assert work_deadline(_Context(9.223372035058544e18)) is None  # what grpc reports without a deadline
+    assert work_deadline(_Context(9.223372035058544e18)) == NO_DEADLINE  # grpc's "no deadline"
+    assert not NO_DEADLINE.passed()
     now = time.monotonic()
-    assert now + 54 < work_deadline(_Context(60.0)) < time.monotonic() + 55.1  # type: ignore[operator]
+    assert now + 54 < work_deadline(_Context(60.0)).at < time.monotonic() + 55.1  # type: ignore[operator]
     assert reply_margin(60.0) == 5.0
     assert reply_margin(2.0) == pytest.approx(0.2)
-    assert work_deadline(_Context(0.0)) <= time.monotonic()  # type: ignore[operator]
+    assert work_deadline(_Context(0.0)).at <= time.monotonic()  # type: ignore[operator]
+    assert work_deadline(_Context(0.0)).passed()
 
 
 def test_the_handler_answers_in_full_when_the_deadline_has_passed(caplog) -> None:

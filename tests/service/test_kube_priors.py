@@ -16,6 +16,7 @@ from suggestion_service.kube_priors import (
     pick_metric,
     trial_from_object,
 )
+from suggestion_service.prior_fetch import WarmStart
 from suggestion_service.priors import (
     NoPriorSource,
     PriorError,
@@ -23,7 +24,6 @@ from suggestion_service.priors import (
     PriorNotFound,
     PriorUnavailable,
 )
-from suggestion_service.warm_start import WarmStart
 from tests.client.fake_k8s import FakeKubeAPI
 
 NS = "katib-surrogate"

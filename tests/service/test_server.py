@@ -91,7 +91,7 @@ def test_valid_settings_validate_ok(stub) -> None:
 def test_unexpected_exception_becomes_internal_with_one_line(stub, monkeypatch) -> None:
     from suggestion_service import engine
 
-    def boom(_request):
+    def boom(*_args, **_kwargs):
         raise RuntimeError("first line\nsecond line with internals")
 
     monkeypatch.setattr(engine, "get_suggestions", boom)
@@ -161,10 +161,10 @@ def test_requests_over_the_concurrency_limit_get_resource_exhausted(monkeypatch)
     entered = threading.Event()
     real = engine.get_suggestions
 
-    def slow(request):
+    def slow(*args, **kwargs):
         entered.set()
         release.wait(10)
-        return real(request)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "get_suggestions", slow)
     srv = start_server("127.0.0.1", 0, max_concurrent_rpcs=1)

@@ -11,7 +11,10 @@ import pytest
 
 from suggestion_service import engine
 from suggestion_service.bayesopt import WARM_INITIAL_POINTS, default_initial_points
+from suggestion_service.deadline import Deadline
 from suggestion_service.errors import InvalidArgument, Unavailable
+from suggestion_service.prior_fetch import PriorCache, WarmStart
+from suggestion_service.prior_math import prior_data
 from suggestion_service.priors import (
     NoPriorSource,
     PriorExperiment,
@@ -24,7 +27,6 @@ from suggestion_service.priors import (
 )
 from suggestion_service.settings import PriorRef, parse_settings
 from suggestion_service.space import SearchSpace
-from suggestion_service.warm_start import PriorCache, WarmStart, prior_data
 
 from .builders import TS, bert_space, continuous_space, make_experiment, make_request, make_trial
 
@@ -221,11 +223,10 @@ def test_reading_priors_stops_at_the_call_deadline_and_the_retry_goes_on_from_th
     ws = WarmStart(source, namespace="default")
     request = make_request(warm_experiment(refs="sst2,cola"), [], 1)
     late = pytest.raises(Unavailable, match="ran out of time reading warm-start experiments")
-    with engine.using_deadline(time.monotonic() + 0.1), late:
-        engine.get_suggestions(request, ws)
+    with late:
+        engine.get_suggestions(request, ws, deadline=Deadline.after(0.1))
     assert source.fetched == ["sst2"]
-    with engine.using_deadline(time.monotonic() + 30):
-        assert len(engine.get_suggestions(request, ws).assignments) == 1
+    assert len(engine.get_suggestions(request, ws, deadline=Deadline.after(30)).assignments) == 1
     assert source.fetched == ["sst2", "cola"]
 
 
