@@ -57,7 +57,6 @@ from bench.optimizers.service import ServiceBackend, ServiceOptimizer  # noqa: E
 from bench.optimizers.tasks import TABLES_DIR, GridTask, load_table  # noqa: E402
 from suggestion_service.priors import PriorExperiment, PriorTrial, StaticPriorSource  # noqa: E402
 from suggestion_service.seeding import rng_from  # noqa: E402
-from suggestion_service.server import start_server  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "warm_start"
 GENERATED = RESULTS / "tables"
@@ -232,19 +231,7 @@ class PriorBackend(ServiceBackend):
     """The loopback service of bench/optimizers, started with a static prior source."""
 
     def __init__(self, priors: list[PriorExperiment]) -> None:
-        super().__init__()
-        self.source = StaticPriorSource(priors)
-
-    def __enter__(self) -> PriorBackend:
-        import grpc
-
-        from suggestion_service.proto import api_pb2_grpc
-
-        self.server = start_server("127.0.0.1", 0, workers=2, prior_source=self.source)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
-        grpc.channel_ready_future(self.channel).result(timeout=30)
-        self.stub = api_pb2_grpc.SuggestionStub(self.channel)
-        return self
+        super().__init__(StaticPriorSource(priors))
 
 
 class VariantOptimizer(ServiceOptimizer):

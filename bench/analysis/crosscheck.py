@@ -2,8 +2,8 @@
 
     python bench/analysis/crosscheck.py --variants gp,gp-pi-n2 [--families grid,function,live]
 
-Runs each sweep variant (``bench/analysis/sweep.py``: settings, or a PROTOTYPE patch active for that
-variant's runs only) on the FULL suite's problems and seeds (``bench.optimizers.suites.FULL``: 10 grids
+Runs each sweep variant (``bench/analysis/sweep.py``: settings, or a PROTOTYPE's search parts given to
+that variant's runs only) on the FULL suite's problems and seeds (``bench.optimizers.suites.FULL``: 10 grids
 x 20 seeds, 3 COCO functions x 10 seeds, 2 live tasks x 10 seeds x seq/batch4 x budgets 16/32), through
 the benchmark's own runner, into ``bench/results/crosscheck/`` (resumable). The outcomes are computed
 together with the peers' runs in ``bench/results/full`` (same problems and seeds; live scores are
@@ -14,7 +14,6 @@ on every problem -- one candidate at a time, so candidates do not push each othe
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -29,11 +28,11 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from bench.analysis.sweep import SWEEP  # noqa: E402
+from bench.analysis.sweep import SWEEP, register  # noqa: E402
 from bench.optimizers import metrics  # noqa: E402
 from bench.optimizers.peers import PEERS  # noqa: E402
 from bench.optimizers.runner import build_tasks, load_results, outcomes, run_suite  # noqa: E402
-from bench.optimizers.service import VARIANTS  # noqa: E402
+from bench.optimizers.service import PROTOTYPE_PARTS  # noqa: E402
 from bench.optimizers.suites import FULL, SEED_SHAPED  # noqa: E402
 
 PREFIX = "cand:"
@@ -47,11 +46,11 @@ def run_candidates(names: Sequence[str], families: Sequence[str], out: Path, pre
     the same algorithm another random stream (how much do results move with it alone?)."""
     for name in names:
         variant = SWEEP[name]
-        VARIANTS[prefix + name] = (variant.algorithm, variant.settings)
-        context = variant.patch(None) if variant.patch else contextlib.nullcontext()
-        with context:
-            run_suite(FULL, out, [prefix + name], families, resume=True,
-                      log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+        register([variant], prefix)
+        if variant.parts is not None:  # a prototype's parts for no particular task
+            PROTOTYPE_PARTS[prefix + name] = variant.parts(None)
+        run_suite(FULL, out, [prefix + name], families, resume=True,
+                  log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
 
 
 def standings(

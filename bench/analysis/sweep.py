@@ -6,10 +6,10 @@
 Every variant is ``surrogate-gp`` / ``surrogate-rf`` with some ``algorithmSettings`` (what a Katib user
 can set), driven through the real gRPC service exactly as the benchmark does
 (``bench.optimizers.service.ServiceOptimizer``), or a PROTOTYPE from ``bench.optimizers.experimental``
-(a temporary patch of the service's code in this process; see that module). Runs are sequential,
-until the grid's best configuration is evaluated or 3 x N trials. The experiment name is the same for
-every variant of one (table, seed), so variants that differ only by a prototype patch share their
-random stream (common random numbers: a sharper paired comparison).
+(another model or acquisition, passed to a loopback server of the service as its ``SearchParts``; see
+that module). Runs are sequential, until the grid's best configuration is evaluated or 3 x N trials.
+The experiment name is the same for every variant of one (table, seed), so variants that differ only
+by a prototype share their random stream (common random numbers: a sharper paired comparison).
 
 ``run`` appends one row per run to the CSV (an interrupted sweep resumes); ``report`` prints, per
 variant, the mean trials to the best / to within 0.5% / cost to the best over the chosen tables, and
@@ -20,7 +20,6 @@ and a bootstrap 95% interval of the mean difference.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import os
 import sys
@@ -44,6 +43,7 @@ from bench.optimizers.peers import Problem  # noqa: E402
 from bench.optimizers.service import VARIANTS, ServiceBackend, ServiceOptimizer  # noqa: E402
 from bench.optimizers.suites import SEED_SHAPED  # noqa: E402
 from bench.optimizers.tasks import TABLES_DIR, GridTask, load_table  # noqa: E402
+from suggestion_service.bayesopt import DEFAULT_PARTS, SearchParts  # noqa: E402
 
 FIELDS = ("table", "variant", "seed", "trials_to_best", "trials_to_near", "cost_to_best", "cost_to_near",
           "trials", "ask_ms_mean", "ask_ms_late", "error")  # fmt: skip
@@ -52,24 +52,25 @@ METRICS = ("trials_to_best", "trials_to_near", "cost_to_best")
 
 @dataclass(frozen=True)
 class Variant:
-    """One configuration of ours: Katib algorithm, algorithmSettings, optional prototype patch."""
+    """One configuration of ours: Katib algorithm, algorithmSettings, optional prototype (its search
+    parts per task)."""
 
     name: str
     algorithm: str
     settings: tuple[tuple[str, str], ...] = ()
-    patch: experimental.Patch | None = None
+    parts: experimental.Prototype | None = None
     note: str = ""
 
     @property
     def prototype(self) -> bool:
         """True when the variant changes the service's code (not reachable by settings alone)."""
-        return self.patch is not None
+        return self.parts is not None
 
 
 def _v(
-    name: str, algorithm: str, note: str, patch: experimental.Patch | None = None, **settings: str
+    name: str, algorithm: str, note: str, parts: experimental.Prototype | None = None, **settings: str
 ) -> Variant:
-    return Variant(name, algorithm, tuple(settings.items()), patch, note)
+    return Variant(name, algorithm, tuple(settings.items()), parts, note)
 
 
 GP, RF = "surrogate-gp", "surrogate-rf"
@@ -117,17 +118,20 @@ SWEEP: dict[str, Variant] = {v.name: v for v in (
 )}  # fmt: skip
 
 
-def register(variants: Iterable[Variant]) -> None:
-    """Make the variants known to ``bench.optimizers.service`` (its VARIANTS table, this process only)."""
+def register(variants: Iterable[Variant], prefix: str = "sweep:") -> None:
+    """Make the variants known to ``bench.optimizers.service`` as ``prefix`` + name (its VARIANTS
+    table, this process only)."""
     for v in variants:
-        VARIANTS[f"sweep:{v.name}"] = (v.algorithm, v.settings)
+        VARIANTS[prefix + v.name] = (v.algorithm, v.settings)
 
 
 class SweepOptimizer(ServiceOptimizer):
     """ServiceOptimizer whose experiment name depends on (task, seed) only (common random numbers)."""
 
-    def __init__(self, problem: Problem, backend: ServiceBackend, variant: Variant) -> None:
-        super().__init__(problem, backend, f"sweep:{variant.name}")
+    def __init__(
+        self, problem: Problem, backend: ServiceBackend, variant: Variant, parts: SearchParts
+    ) -> None:
+        super().__init__(problem, backend, f"sweep:{variant.name}", parts)
         self.experiment.name = f"{problem.task_name}-sweep-s{problem.seed}"
 
 
@@ -161,10 +165,9 @@ def parse_seeds(text: str) -> list[int]:
 def one_run(task: GridTask, variant: Variant, backend: ServiceBackend, seed: int, parallel: int = 1) -> dict:
     """One run of ``variant`` on ``task``: the CSV row (metrics as in bench.optimizers.metrics)."""
     register([variant])
-    context = variant.patch(task) if variant.patch else contextlib.nullcontext()
-    with context:
-        result = run_one(task, lambda p: SweepOptimizer(p, backend, variant), variant.name, seed,
-                         3 * task.size, parallel=parallel, stop_at_best=True)  # fmt: skip
+    parts = variant.parts(task) if variant.parts else DEFAULT_PARTS
+    result = run_one(task, lambda p: SweepOptimizer(p, backend, variant, parts), variant.name, seed,
+                     3 * task.size, parallel=parallel, stop_at_best=True)  # fmt: skip
     if result.error:
         raise RuntimeError(f"{variant.name} on {task.name}, seed {seed}: {result.error}")
     recs = result.records

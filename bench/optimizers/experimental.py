@@ -1,16 +1,20 @@
 """PROTOTYPES for the optimizer-tuning study (bench/analysis/sweep.py): not the service's algorithms.
 
-Each prototype is a context manager that temporarily replaces one function of ``suggestion_service``
-in this process, so the real gRPC service (started in-process by ``ServiceBackend``) answers with the
-changed algorithm while the patch is active. The sweep runs one run at a time, so a patch affects
-exactly the runs it wraps. Nothing here is published as "ours" in the benchmark tables; a prototype
-that measures well is a code change to port into ``suggestion_service`` (the recommendation in
-docs/benchmarks.md, section ``optimizers-tuning``, gives the exact change).
+Each prototype is a ``Prototype``: a function from the grid task (or None) to the
+``suggestion_service.bayesopt.SearchParts`` the service should answer with -- a surrogate factory and
+an acquisition factory, passed to the real gRPC service as arguments (``start_server(parts=...)``,
+started in-process by ``bench.optimizers.service.ServiceBackend``). Nothing of ``suggestion_service``
+is patched, so a prototype affects exactly the runs it is given to. Nothing here is published as
+"ours" in the benchmark tables; a prototype that measures well is a code change to port into
+``suggestion_service`` (the recommendation in docs/benchmarks.md, section ``optimizers-tuning``, gives
+the exact change).
 
 Prototypes:
 
-* ``prior_offset(x)``: the GP's pessimistic prior mean offset (``surrogates.PRIOR_MEAN_OFFSET``, 0.5).
-* ``length_scale_bounds(lo, hi)``: the Matern ARD length-scale bounds of ``surrogates.default_kernel``.
+* ``prior_offset(x)``: the GP's pessimistic prior mean offset (``GPSurrogate.prior_offset``; service:
+  ``surrogates.PRIOR_MEAN_OFFSET``, 0.5).
+* ``length_scale_bounds(lo, hi)``: the Matern ARD length-scale bounds of the search's GP
+  (``GPSurrogate.length_scale_bounds``; service: ``surrogates.LENGTH_SCALE_BOUNDS``).
 * ``portfolio(kinds)``: a stateless acquisition portfolio: the acquisition used for a call is
   ``kinds[n_observed % len(kinds)]`` (a deterministic round robin over EI / PI / UCB, the stateless
   cousin of gp_hedge, which needs per-experiment state the service does not keep).
@@ -23,102 +27,80 @@ Prototypes:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from bench.optimizers.tasks import GridTask
-from suggestion_service import acquisition, bayesopt, surrogates
+from suggestion_service.acquisition import Acquisition, scorer
+from suggestion_service.bayesopt import SearchParts
+from suggestion_service.history import History
+from suggestion_service.model_fit import SurrogateFactory, make_surrogate
 from suggestion_service.settings import Settings
-from suggestion_service.surrogates import GPSurrogate, transform_outputs
+from suggestion_service.surrogates import GPSurrogate, Surrogate, transform_outputs
 
-Patch = Callable[[GridTask | None], contextlib.AbstractContextManager[None]]
-
-
-@contextlib.contextmanager
-def patched(owner: Any, name: str, value: Any) -> Iterator[None]:
-    """Set ``owner.name = value`` for the duration of the block, then restore it."""
-    if not hasattr(owner, name):
-        raise AttributeError(f"{owner!r} has no attribute {name!r} to patch")
-    old = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, old)
+#: A prototype: the search parts for a grid task (None: a task without a table, e.g. a function).
+Prototype = Callable[[GridTask | None], SearchParts]
 
 
-def _gp_factory(**attributes: Any) -> Callable[..., Any]:
-    """A ``bayesopt.make_surrogate`` replacement: the service's own model, with ``attributes`` set on it
-    when it is a GPSurrogate (the forest is unchanged). Arguments pass through unchanged, so the
-    prototype follows whatever the service's signature is."""
-    original = bayesopt.make_surrogate
+def gp_factory(**options: Any) -> SurrogateFactory:
+    """A surrogate factory: the service's own model (``make_surrogate``), with the GP built with
+    ``options`` (``GPSurrogate`` constructor arguments) in place of the service's values; the forest is
+    unchanged."""
+    names = tuple(inspect.signature(GPSurrogate).parameters)  # each stored as the same-named attribute
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise TypeError(f"GPSurrogate has no option {unknown}: the prototype is out of date")
 
-    def make(settings: Settings, seed: int, *args: Any, **kwargs: Any) -> Any:
-        model = original(settings, seed, *args, **kwargs)
-        if isinstance(model, GPSurrogate):
-            for name, value in attributes.items():
-                if not hasattr(model, name):
-                    raise AttributeError(
-                        f"GPSurrogate has no attribute {name!r}: the prototype is out of date"
-                    )
-                setattr(model, name, value)
-        return model
+    def make(settings: Settings, seed: int, task_columns: int, n_own: int, n_own_observed: int) -> Surrogate:
+        model = make_surrogate(settings, seed, task_columns, n_own, n_own_observed)
+        if not isinstance(model, GPSurrogate):
+            return model
+        return GPSurrogate(**{**{name: getattr(model, name) for name in names}, **options})
 
     return make
 
 
-def prior_offset(offset: float) -> Patch:
+def _constant(parts: SearchParts) -> Prototype:
+    """A prototype whose parts do not depend on the task."""
+    return lambda _task: parts
+
+
+def prior_offset(offset: float) -> Prototype:
     """Prototype: the GP prior mean ``offset`` standard deviations on the bad side (service: 0.5)."""
     if not 0.0 <= offset <= 5.0:
         raise ValueError(f"prior offset must be in [0, 5], got {offset}")
-
-    def patch(_task: GridTask | None) -> contextlib.AbstractContextManager[None]:
-        return patched(bayesopt, "make_surrogate", _gp_factory(prior_offset=offset))
-
-    return patch
+    return _constant(SearchParts(surrogate=gp_factory(prior_offset=offset)))
 
 
-def length_scale_bounds(lo: float, hi: float) -> Patch:
-    """Prototype: Matern length-scale bounds (lo, hi) on the [0, 1] encoding (service: 0.03, 20), set
-    through ``surrogates.LENGTH_SCALE_BOUNDS``, which ``default_kernel`` reads when it is called."""
+def length_scale_bounds(lo: float, hi: float) -> Prototype:
+    """Prototype: the GP's Matern length-scale bounds (lo, hi) on the [0, 1] encoding (service: 0.03, 20).
+    The cost model of ei_per_cost keeps the service's bounds."""
     if not 0.0 < lo < hi:
         raise ValueError(f"length-scale bounds need 0 < lo < hi, got {lo}, {hi}")
-
-    def patch(_task: GridTask | None) -> contextlib.AbstractContextManager[None]:
-        return patched(surrogates, "LENGTH_SCALE_BOUNDS", (lo, hi))
-
-    return patch
+    return _constant(SearchParts(surrogate=gp_factory(length_scale_bounds=(lo, hi))))
 
 
-def portfolio(kinds: Sequence[str], kappa: float = 1.96) -> Patch:
-    """Prototype: round-robin acquisition ``kinds[n_observed % len(kinds)]`` (see the module docstring)."""
+def portfolio(kinds: Sequence[str], kappa: float = 1.96) -> Prototype:
+    """Prototype: round-robin acquisition ``kinds[n_observed % len(kinds)]`` (see the module docstring);
+    ``kappa`` for ucb, the settings' xi and cost exponent for every kind."""
     allowed = ("ei", "pi", "ucb")
     if not kinds or set(kinds) - set(allowed):
         raise ValueError(f"portfolio kinds must be a non-empty subset of {allowed}, got {list(kinds)}")
-    state = {"n": 0}
-    original_search = bayesopt.surrogate_search
-    original_score = acquisition.score
+    chosen_kinds = tuple(kinds)
 
-    def search(space: Any, history: Any, *args: Any, **kwargs: Any) -> Any:
-        state["n"] = len(history.observed)
-        return original_search(space, history, *args, **kwargs)
+    def acquisition(settings: Settings, history: History) -> Acquisition:
+        chosen = chosen_kinds[len(history.observed) % len(chosen_kinds)]
+        return scorer(
+            chosen,
+            xi=settings.xi,
+            kappa=kappa if chosen == "ucb" else settings.kappa,
+            cost_exponent=settings.cost_exponent,
+        )
 
-    def score(kind: str, mu: np.ndarray, sd: np.ndarray, best: float, **kw: Any) -> np.ndarray:
-        chosen = kinds[state["n"] % len(kinds)]
-        if chosen == "ucb":
-            kw = {**kw, "kappa": kappa}
-        return original_score(chosen, mu, sd, best, **kw)
-
-    @contextlib.contextmanager
-    def both(_task: GridTask | None) -> Iterator[None]:
-        with patched(bayesopt, "surrogate_search", search), patched(acquisition, "score", score):
-            yield
-
-    # algorithms.propose calls bayesopt.surrogate_search through the module, so the wrapper is seen.
-    return both
+    return _constant(SearchParts(acquisition=acquisition))
 
 
 def full_table_kernel(task: GridTask, restarts: int = 5, seed: int = 0) -> Any:
@@ -134,15 +116,16 @@ def full_table_kernel(task: GridTask, restarts: int = 5, seed: int = 0) -> Any:
     return GPSurrogate(random_state=seed, restarts=restarts).fit(X, y).kernel
 
 
-def oracle_kernel(restarts: int = 5) -> Patch:
-    """Prototype (limits study): the GP with hyperparameters fitted on the whole table, held fixed."""
-    cache: dict[str, Any] = {}
+def oracle_kernel(restarts: int = 5) -> Prototype:
+    """Prototype (limits study): the GP with hyperparameters fitted on the whole table, held fixed. The
+    parts of a task are made once (the same object for every run on it)."""
+    cache: dict[str, SearchParts] = {}
 
-    def patch(task: GridTask | None) -> contextlib.AbstractContextManager[None]:
+    def parts(task: GridTask | None) -> SearchParts:
         if not isinstance(task, GridTask):
             raise ValueError("oracle_kernel needs a grid task (the whole table is its training set)")
         if task.name not in cache:
-            cache[task.name] = full_table_kernel(task, restarts)
-        return patched(bayesopt, "make_surrogate", _gp_factory(kernel=cache[task.name]))
+            cache[task.name] = SearchParts(surrogate=gp_factory(kernel=full_table_kernel(task, restarts)))
+        return cache[task.name]
 
-    return patch
+    return parts

@@ -1,10 +1,11 @@
-"""The optimizer-tuning analysis: sweep runs and paired comparisons, prototype patches, limits numbers."""
+"""The optimizer-tuning analysis: sweep runs and paired comparisons, prototypes (search parts), limits numbers."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from bench.analysis import limits, sweep
 from bench.optimizers import experimental
 from bench.optimizers.service import ServiceBackend
 from bench.optimizers.tasks import GridTask, load_table
-from suggestion_service import acquisition, bayesopt
+from suggestion_service import acquisition, bayesopt, model_fit, surrogates
+from suggestion_service.settings import parse_settings
+from suggestion_service.surrogates import ForestSurrogate, GPSurrogate
 
 TABLE = """# a test table
 learning_rate,batch_size,optimizer,accuracy,train_seconds
@@ -71,13 +74,46 @@ def test_compare_pairs_by_table_and_seed() -> None:
     assert sweep.compare(rows, "b", "a", "trials_to_best", ["other"]) is None
 
 
-def test_patched_restores_and_rejects_missing_attributes() -> None:
-    original = bayesopt.make_surrogate
-    with experimental.patched(bayesopt, "make_surrogate", None):
-        assert bayesopt.make_surrogate is None
-    assert bayesopt.make_surrogate is original
-    with pytest.raises(AttributeError, match="no attribute"), experimental.patched(bayesopt, "nope", 1):
-        pass
+def test_prototypes_are_search_parts_and_change_no_module() -> None:
+    """A prototype is the search parts the service is given, built from the service's own pieces; the
+    service's modules keep their functions and constants."""
+    before = (acquisition.score, acquisition.from_settings, model_fit.make_surrogate,
+              surrogates.LENGTH_SCALE_BOUNDS, surrogates.PRIOR_MEAN_OFFSET, bayesopt.DEFAULT_PARTS)  # fmt: skip
+    gp_settings = parse_settings("surrogate-gp", [("gp_restarts", "2")])
+    offset = experimental.prior_offset(1.0)(None)
+    gp = offset.surrogate(gp_settings, 7, 0, 0, 0)
+    assert isinstance(gp, GPSurrogate) and (gp.prior_offset, gp.random_state, gp.restarts) == (1.0, 7, 2)
+    assert offset.acquisition is acquisition.from_settings
+    warm = offset.surrogate(gp_settings, 7, 2, 5, 1)  # warm start: the service's task-column options stay
+    assert (warm.task_columns, warm.fix_task_length_scale, warm.keep_first) == (2, True, 5)  # type: ignore[attr-defined]
+    bounds = experimental.length_scale_bounds(0.1, 20.0)(None).surrogate(gp_settings, 0, 0, 0, 0)
+    assert bounds.length_scale_bounds == (0.1, 20.0)  # type: ignore[attr-defined]
+    forest = offset.surrogate(parse_settings("surrogate-rf", []), 0, 0, 0, 0)
+    assert isinstance(forest, ForestSurrogate)  # GP options leave the forest alone
+    with pytest.raises(TypeError, match="no option"):
+        experimental.gp_factory(no_such_option=1)
+    # the round robin: call n uses kinds[n_observed % 3], ucb with the portfolio's kappa
+    round_robin = experimental.portfolio(("ei", "pi", "ucb"), kappa=3.0)(None)
+    assert round_robin.surrogate is model_fit.make_surrogate
+    mu, sd = np.array([0.0, 1.0, -0.5]), np.array([1.0, 0.2, 0.1])
+    for n_observed, expected in ((0, acquisition.log_expected_improvement(mu, sd, 0.1)),
+                                 (4, acquisition.log_probability_of_improvement(mu, sd, 0.1)),
+                                 (5, acquisition.confidence_bound(mu, sd, 3.0))):  # fmt: skip
+        history = SimpleNamespace(observed=[None] * n_observed)
+        got = round_robin.acquisition(gp_settings, history)(mu, sd, 0.1, None)  # type: ignore[arg-type]
+        assert np.array_equal(got, expected)
+    assert before == (acquisition.score, acquisition.from_settings, model_fit.make_surrogate,
+                      surrogates.LENGTH_SCALE_BOUNDS, surrogates.PRIOR_MEAN_OFFSET, bayesopt.DEFAULT_PARTS)  # fmt: skip
+
+
+def test_oracle_parts_are_made_once_per_table(table: GridTask) -> None:
+    oracle = experimental.oracle_kernel(restarts=0)
+    parts = oracle(table)
+    assert oracle(table) is parts  # one loopback server serves every run on the table
+    gp = parts.surrogate(parse_settings("surrogate-gp", []), 0, 0, 0, 0)
+    assert gp.kernel is not None  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="needs a grid task"):
+        oracle(None)
 
 
 def test_prototype_arguments_are_validated() -> None:
@@ -95,7 +131,7 @@ def test_sweep_runs_settings_and_prototypes_through_the_service(
     score = acquisition.score
     rows = [sweep.one_run(table, sweep.SWEEP[name], backend, seed=1)
             for name in ("gp", "gp-pi-n2", "gp-port3", "gp-oracle")]  # fmt: skip
-    assert acquisition.score is score  # the prototype patch is gone after its run
+    assert acquisition.score is score  # prototypes are arguments: nothing of the service is replaced
     for row in rows:
         assert 1 <= row["trials_to_near"] <= row["trials_to_best"] <= row["trials"] <= 3 * table.size
         assert row["trials_to_best"] == row["trials"]  # runs stop at the best
