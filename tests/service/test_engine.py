@@ -295,3 +295,31 @@ def test_latency_at_32_trials_is_well_under_a_second() -> None:
         t0 = time.perf_counter()
         get_suggestions(make_request(exp, trials, 3))
         assert time.perf_counter() - t0 < 1.0, algorithm
+
+
+def test_search_parts_are_an_argument_and_default_to_the_service_own() -> None:
+    """A prototype surrogate or acquisition reaches the search as ``parts``; the defaults are the
+    service's own, and nothing is left behind for the next call."""
+    from suggestion_service.acquisition import predicted_mean
+    from suggestion_service.bayesopt import DEFAULT_PARTS, SearchParts
+    from suggestion_service.model_fit import make_surrogate
+
+    params = continuous_space()
+    space = SearchSpace.from_proto(params)
+    rng = np.random.default_rng(3)
+    trials = [make_trial(f"t{i}", space.assignment(r), metrics={"accuracy": str(rng.random())})
+              for i, r in enumerate(space.sample_raw(rng.random((8, len(space.params)))))]  # fmt: skip
+    request = make_request(make_experiment("parts", params, "surrogate-gp"), trials, 3)
+    own = get_suggestions(request).assignments
+    assert get_suggestions(request, parts=DEFAULT_PARTS).assignments == own
+    built: list[int] = []
+
+    def counting(settings, seed, *args):  # the service's model, counted
+        built.append(seed)
+        return make_surrogate(settings, seed, *args)
+
+    assert get_suggestions(request, parts=SearchParts(surrogate=counting)).assignments == own
+    assert len(built) == 1
+    greedy = SearchParts(acquisition=lambda settings, history: predicted_mean)
+    assert get_suggestions(request, parts=greedy).assignments != own
+    assert get_suggestions(request).assignments == own
