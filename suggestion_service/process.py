@@ -18,7 +18,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 class ServiceProcess:
     """``python -m suggestion_service --port 0`` with the bound ports read from its first stdout line."""
 
-    def __init__(self, *extra_args: str, metrics: bool = False, log_level: str = "INFO") -> None:
+    def __init__(
+        self, *extra_args: str, metrics: bool = False, log_level: str = "INFO", env: dict[str, str] | None = None
+    ) -> None:
+        """``env``: variables laid over this process's environment (e.g. a katib-config entry's env)."""
         argv = [sys.executable, "-m", "suggestion_service", "--host", "127.0.0.1", "--port", "0"]
         argv += ["--log-level", log_level]
         if metrics:
@@ -29,7 +32,7 @@ class ServiceProcess:
         self.proc = subprocess.Popen(
             argv,
             cwd=_ROOT,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
