@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="k of the top-k hit rate and next picks (default 3)",
     )
     report.add_argument("--out", metavar="DIR", help="write <experiment>-surrogate-report.md/.json/.png here")
+    from client.rehearsal.command import add_parser as add_rehearse
+
+    add_rehearse(sub)
     return parser
 
 
@@ -570,6 +573,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             "status": cmd_status,
             "compare": cmd_compare,
             "surrogate-report": cmd_surrogate_report,
+            "rehearse": cmd_rehearse,
         }[args.command]
         return handler(args, console)
     except ClientError as err:
@@ -578,6 +582,13 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     except KeyboardInterrupt:
         err_console.print("interrupted; rerun the same command to resume (finished trials are kept)")
         return 130
+
+
+def cmd_rehearse(args: argparse.Namespace, console: Console) -> int:
+    """``rehearse``: see :mod:`client.rehearsal.runner`."""
+    from client.rehearsal.command import cmd_rehearse as rehearse
+
+    return rehearse(args, console)
 
 
 def run() -> None:

@@ -45,6 +45,8 @@ from client.rehearsal.hub_repos import DEFAULT_BRANCH, REPO_TYPES, Repo, RepoFil
 
 API_ACTIONS = ("revision", "tree", "paths-info")
 TREE_PAGE_SIZE = 1000  # the hub's page size for tree listings without expand
+#: datasets' download-count ping (a HEAD on its S3 bucket through the proxy; errors ignored)
+DOWNLOAD_COUNT_PING = ("CONNECT", "s3.amazonaws.com:443", 403)
 
 
 class HubError(Exception):
@@ -120,6 +122,17 @@ class LoopbackHub:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def egress(self) -> list[tuple[str, str, int]]:
+        """Recorded requests that tried to leave loopback, apart from the two optional look-ups
+        ``datasets`` makes and ignores when refused: its download-count ping to S3 and the dataset
+        viewer's ``datasets-server.<hub host>/info``."""
+        viewer = f"http://datasets-server.{urlsplit(self.url).netloc}/info?"
+        return [
+            r
+            for r in self.requests
+            if r[2] == 403 and r != DOWNLOAD_COUNT_PING and not r[1].startswith(viewer)
+        ]
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         """The scanned repository, or a ``RepoNotFound`` :class:`HubError`."""

@@ -72,14 +72,22 @@ def job_container(manifest: str | Path, job_name: str, container: str | None = N
     return containers[0]
 
 
-def container_env(image_env: dict[str, str], spec: dict[str, Any]) -> dict[str, str]:
-    """The image environment with the container's literal ``env`` values laid over it.
+def container_env(
+    image_env: dict[str, str], spec: dict[str, Any], field_refs: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The image environment with the container's ``env`` values laid over it.
 
-    ``valueFrom`` entries (secrets, field refs) cannot be resolved off-cluster and raise ``ValueError``.
+    ``field_refs`` maps a downward-API ``fieldPath`` (``metadata.namespace``,
+    ``metadata.labels['k']``...) to its value; any other ``valueFrom`` (secrets, config maps, resource
+    fields, an unknown field) cannot be resolved off-cluster and raises ``ValueError``.
     """
     env = dict(image_env)
     for item in spec.get("env") or []:
-        if "value" not in item:
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        path = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if path is None or path not in (field_refs or {}):
             raise ValueError(f"env {item.get('name')!r} uses valueFrom, which a rehearsal cannot resolve")
-        env[item["name"]] = str(item["value"])
+        env[item["name"]] = str((field_refs or {})[path])
     return env

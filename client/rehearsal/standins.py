@@ -99,13 +99,24 @@ def _write_dataset_repo(target: Path, configs: dict[str, dict[str, Any]], defaul
     (target / ".gitattributes").write_text(GITATTRIBUTES)
 
 
-def build_glue(root: Path, tasks: tuple[str, ...] = ("sst2", "mrpc")) -> Path:
-    """``datasets/<GLUE repo>`` with one parquet config per task, rows from ``trainer.tiny_data``."""
+def _first_rows(splits: dict[str, dict[str, list[Any]]], rows: int | None) -> dict[str, dict[str, list[Any]]]:
+    """Each split cut to its first ``rows`` rows (all of them when None)."""
+    if rows is None:
+        return splits
+    return {split: {k: v[:rows] for k, v in columns.items()} for split, columns in splits.items()}
+
+
+def build_glue(root: Path, tasks: tuple[str, ...] = ("sst2", "mrpc"), rows: int | None = None) -> Path:
+    """``datasets/<GLUE repo>`` with one parquet config per task, rows from ``trainer.tiny_data`` (the
+    first ``rows`` of each split when set)."""
     from trainer.tiny_data import tiny_dataset
 
     (repo,) = {get_task(task).hub_dataset[0] for task in tasks}
     configs = {
-        get_task(task).hub_dataset[1]: {"features": _text_features(task), "splits": tiny_dataset(task)}
+        get_task(task).hub_dataset[1]: {
+            "features": _text_features(task),
+            "splits": _first_rows(tiny_dataset(task), rows),
+        }
         for task in tasks
     }
     target = root / "datasets" / repo
@@ -113,13 +124,14 @@ def build_glue(root: Path, tasks: tuple[str, ...] = ("sst2", "mrpc")) -> Path:
     return target
 
 
-def build_cifar10(root: Path) -> Path:
-    """``datasets/<CIFAR-10 repo>``: config ``plain_text`` (default), train/test parquet."""
+def build_cifar10(root: Path, rows: int | None = None) -> Path:
+    """``datasets/<CIFAR-10 repo>``: config ``plain_text`` (default), train/test parquet (the first
+    ``rows`` of each split when set)."""
     from trainer.tiny_data import tiny_dataset
 
     repo = get_task("cifar10").hub_dataset[0]
     target = root / "datasets" / repo
-    spec = {"features": _cifar10_features(), "splits": tiny_dataset("cifar10")}
+    spec = {"features": _cifar10_features(), "splits": _first_rows(tiny_dataset("cifar10"), rows)}
     _write_dataset_repo(target, {"plain_text": spec}, default="plain_text")
     return target
 
@@ -138,12 +150,14 @@ def build_resnet50_weights(root: Path) -> Path:
     return target
 
 
-def build_standins(root: str | Path) -> Path:
-    """Build every stand-in under ``root`` (created if needed); returns ``root``."""
+def build_standins(root: str | Path, text_rows: int | None = None, image_rows: int | None = None) -> Path:
+    """Build every stand-in under ``root`` (created if needed); returns ``root``. ``text_rows`` /
+    ``image_rows`` cut each split of the GLUE / CIFAR-10 stand-ins to that many rows (a rehearsal's
+    ResNet-50 runs at its full resolution on a CPU, so its data must be small)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     build_text_model(root)
-    build_glue(root)
-    build_cifar10(root)
+    build_glue(root, rows=text_rows)
+    build_cifar10(root, rows=image_rows)
     build_resnet50_weights(root)
     return root

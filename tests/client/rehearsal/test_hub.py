@@ -14,7 +14,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -184,17 +183,10 @@ def _run_json(code: str, env: dict[str, str], *args: str) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# datasets' download-count ping (HEAD on its S3 bucket, errors ignored; HF_UPDATE_DOWNLOAD_COUNTS=0 stops it)
-DOWNLOAD_COUNT_PING = ("CONNECT", "s3.amazonaws.com:443", 403)
-
-
 def _egress(hub: LoopbackHub) -> list[tuple[str, str, int]]:
     """Requests that tried to leave loopback, apart from datasets' two optional look-ups (errors ignored):
     the download-count ping and the dataset viewer's ``datasets-server.<endpoint host>/info``."""
-    viewer = f"http://datasets-server.{urlsplit(hub.url).netloc}/info?"
-    return [
-        r for r in hub.requests if r[2] == 403 and r != DOWNLOAD_COUNT_PING and not r[1].startswith(viewer)
-    ]
+    return hub.egress()
 
 
 ONLINE = {"HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
