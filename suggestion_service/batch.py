@@ -13,7 +13,8 @@ from the candidate ``pool`` with the ``Acquisition`` ``acquire``:
    pick and re-scores it. Every pick is canonicalised and checked against everything tried and picked.
 4. Once ``deadline`` has passed, the rest of the batch comes from the pool in its quasi-random order
    (logged as a warning): Katib rejects a short reply, so a complete, partly unmodelled one in time
-   beats none.
+   beats none. Candidates are scored in chunks of ``SCORE_CHUNK``; a deadline passed while scoring
+   drops the unscored chunks (at least ``max(SCORE_CHUNK, 4 n)`` candidates stay).
 
 Before the first own observation (warm start) the candidates are ranked by the predicted mean
 (``acquisition.predicted_mean``) instead of ``acquire``.
@@ -46,6 +47,8 @@ _REFINE_TOP = 8
 _REFINE_INCUMBENTS = 3
 _REFINE_PER_CENTER = 24
 _SHORTLIST = 256
+#: Candidates scored per step (the GP's cross-covariance of one chunk: SCORE_CHUNK x fit rows).
+SCORE_CHUNK = 4096
 
 
 @dataclass
@@ -71,6 +74,30 @@ def score_candidates(
 ) -> np.ndarray:
     """Acquisition values of the encoded candidate rows ``X`` under ``model``."""
     return acquire(*model.predict(X), best, log_cost)
+
+
+def _score_in_chunks(
+    model: Surrogate,
+    X: np.ndarray,
+    acquire: Acquisition,
+    best: float,
+    log_cost: np.ndarray | None,
+    deadline: Deadline,
+    keep: int,
+) -> np.ndarray:
+    """``score_candidates`` over ``X`` in chunks of ``SCORE_CHUNK`` rows (bounded working memory);
+    once ``deadline`` has passed and at least ``keep`` rows are scored, the rest are left unscored
+    (the result is then shorter than ``X``)."""
+    if len(X) <= SCORE_CHUNK:
+        return score_candidates(model, X, acquire, best, log_cost)
+    parts: list[np.ndarray] = []
+    for start in range(0, len(X), SCORE_CHUNK):
+        if start >= keep and deadline.passed():
+            break
+        stop = start + SCORE_CHUNK
+        cost = None if log_cost is None else log_cost[start:stop]
+        parts.append(score_candidates(model, X[start:stop], acquire, best, cost))
+    return np.concatenate(parts)
 
 
 def _condition_on_earlier(
@@ -165,7 +192,12 @@ def propose_batch(
         if settings.acquisition == "ei_per_cost"
         else None
     )
-    scored = _Scored(pool, X_pool, score_candidates(current, X_pool, score, best, log_cost), log_cost)
+    acq = _score_in_chunks(current, X_pool, score, best, log_cost, deadline, keep=max(SCORE_CHUNK, 4 * n))
+    if len(acq) < len(pool):  # the deadline passed while scoring: the unscored candidates are dropped
+        logger.warning("deadline reached while scoring: %d of %d candidates scored", len(acq), len(pool))
+        pool, X_pool = pool[: len(acq)], X_pool[: len(acq)]
+        log_cost = None if log_cost is None else log_cost[: len(acq)]
+    scored = _Scored(pool, X_pool, acq, log_cost)
     seen = history.seen_keys()
     if not candidates.is_enumerable(space):  # local refinement around the best candidates and incumbents
         taken = seen | {space.raw_key(r) for r in earlier}

@@ -105,6 +105,12 @@ def initial_points(space: SearchSpace, settings: Settings, priors: PriorData | N
     return WARM_INITIAL_POINTS if warm_ready(space, priors) else default_initial_points(space)
 
 
+def model_ready(space: SearchSpace, history: History, priors: PriorData | None) -> bool:
+    """Whether a model can be fitted: at least two own observations, or enough prior points
+    (``warm_ready``); until then every pick is a design pick."""
+    return len(history.observed) >= 2 or warm_ready(space, priors)
+
+
 def initial_design(
     space: SearchSpace,
     history: History,
@@ -113,17 +119,25 @@ def initial_design(
     rng: np.random.Generator,
     pool: np.ndarray,
     priors: PriorData | None = None,
+    *,
+    deadline: Deadline = NO_DEADLINE,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """The design picks of this call (canonical raw rows; none once the model is ready and the design
-    is complete) and the candidate ``pool`` without them (finite spaces)."""
+    is complete) and the candidate ``pool`` without them (finite spaces). Before a model can be fitted
+    every pick is a design pick, and a pool smaller than the request is topped up with more
+    candidates; a design still being picked at ``deadline`` is completed in pool order
+    (``candidates.space_filling``)."""
     tried_raw = np.vstack([history.observed_raw(), history.pending_raw, history.failed_raw])
     n_init = initial_points(space, settings, priors)
     n_tried = len(history.observed) + len(history.pending) + len(history.failed)
-    model_ready = len(history.observed) >= 2 or warm_ready(space, priors)
-    n_design = n if not model_ready else min(n, max(0, n_init - n_tried))
+    n_design = n if not model_ready(space, history, priors) else min(n, max(0, n_init - n_tried))
     if not n_design:
         return [], pool
-    design = candidates.space_filling(space, rng, n_design, tried_raw, pool)
+    if n_design > len(pool) and not candidates.is_enumerable(space):
+        # More design points asked than candidates drawn (n_candidates < current_request_number):
+        # draw more, so the design alone can answer before any model can be fitted.
+        pool = candidates.top_up(space, rng, pool, n_design, history.seen_keys())
+    design = candidates.space_filling(space, rng, n_design, tried_raw, pool, deadline=deadline)
     picks = [space.canonical(r) for r in design]
     if space.is_finite():
         pool = candidates.exclude(space, pool, {space.raw_key(r) for r in picks})
@@ -145,12 +159,12 @@ def surrogate_search(
     pool = candidates.pool(space, rng, settings.n_candidates, history.seen_keys())
     if priors is not None and not len(priors):
         priors = None
-    picks, pool = initial_design(space, history, settings, n, rng, pool, priors)
+    picks, pool = initial_design(space, history, settings, n, rng, pool, priors, deadline=deadline)
     remaining = n - len(picks)
-    if remaining <= 0 or len(pool) == 0:
-        return Picks(picks)
+    if remaining <= 0 or len(pool) == 0 or not model_ready(space, history, priors):
+        return Picks(picks)  # done, out of candidates (padded by the caller), or nothing to fit yet
     seed = int(rng.integers(2**31 - 1))
-    fitted = fit_model(space, history, settings, seed, priors, surrogate=parts.surrogate)
+    fitted = fit_model(space, history, settings, seed, priors, surrogate=parts.surrogate, deadline=deadline)
     acquire = parts.acquisition(settings, history)
     batch = propose_batch(
         fitted, history, settings, pool, remaining, rng, acquire, earlier=picks, deadline=deadline

@@ -17,17 +17,24 @@ import math
 import numpy as np
 from scipy.stats import qmc
 
+from suggestion_service.deadline import NO_DEADLINE, Deadline
 from suggestion_service.space import SearchSpace
 
 ENUMERATE_LIMIT = 20_000
+#: Most encoded candidate cells (candidates x encoded width) a call may hold: 16M doubles = 128 MiB per
+#: copy of the candidate matrix (a call holds a few), so no accepted request nears the 1 GiB pod limit.
+#: ``n_candidates`` x width above it is INVALID_ARGUMENT; a finite space above it is sampled, not
+#: enumerated.
+MAX_CANDIDATE_CELLS = 16_000_000
 _REFINE_SCALES = (0.02, 0.06, 0.15)
 _LEVELS_MAX = 8  # parameters with at most this many values get every value into the design early
 
 
 def is_enumerable(space: SearchSpace) -> bool:
-    """True for finite spaces small enough to score every configuration."""
+    """True for finite spaces small enough to score every configuration (at most ``ENUMERATE_LIMIT``
+    of them and ``MAX_CANDIDATE_CELLS`` encoded cells)."""
     size = space.size()
-    return size is not None and size <= ENUMERATE_LIMIT
+    return size is not None and size <= ENUMERATE_LIMIT and size * space.width <= MAX_CANDIDATE_CELLS
 
 
 def exclude(space: SearchSpace, raws: np.ndarray, keys: set[tuple]) -> np.ndarray:
@@ -67,6 +74,20 @@ def pool(space: SearchSpace, rng: np.random.Generator, n_candidates: int, seen: 
     return raws
 
 
+def top_up(
+    space: SearchSpace, rng: np.random.Generator, raws: np.ndarray, n: int, seen: set[tuple], rounds: int = 8
+) -> np.ndarray:
+    """``raws`` (a non-enumerated pool) plus further draws of ``pool`` until it has ``n`` rows (in a
+    finite space distinct and unseen ones, so it can stay short when few are left after ``rounds``
+    draws)."""
+    for _ in range(rounds):
+        if len(raws) >= n:
+            break
+        taken = seen | {space.raw_key(r) for r in raws} if space.is_finite() else seen
+        raws = np.vstack([raws, pool(space, rng, n - len(raws), taken)])
+    return raws
+
+
 def refine(
     space: SearchSpace,
     rng: np.random.Generator,
@@ -93,13 +114,16 @@ def space_filling(
     n: int,
     existing_raw: np.ndarray,
     candidates_raw: np.ndarray,
+    *,
+    deadline: Deadline = NO_DEADLINE,
 ) -> np.ndarray:
     """Greedy maximin with level coverage: pick ``n`` candidates, each first bringing in as many values
     not tried yet of parameters with at most ``_LEVELS_MAX`` values as possible (so a 3-value learning
     rate gets its middle value too, not only the two extremes that pure maximin prefers), then as far
     as possible (encoded Euclidean distance) from the existing configurations and the earlier picks.
     With nothing existing the first pick is a random candidate. Returns up to ``n`` raw rows (fewer if
-    there are fewer candidates)."""
+    there are fewer candidates). Once ``deadline`` has passed (after the first pick) the rest are the
+    unchosen candidates in their (seeded random) order: each greedy pick costs O(candidates x width)."""
     n = min(n, len(candidates_raw))
     if n <= 0:
         return candidates_raw[:0]
@@ -116,6 +140,10 @@ def space_filling(
     width = float(X.shape[1]) + 1.0  # larger than any squared distance in [0, 1]^width
     chosen: list[int] = []
     for _ in range(n):
+        if chosen and deadline.passed():
+            rest = np.setdiff1d(np.arange(len(X)), chosen, assume_unique=True)[: n - len(chosen)]
+            chosen.extend(int(i) for i in rest)
+            break
         if not np.isfinite(min_d).any() and not any(used):
             i = int(rng.integers(len(X)))
         else:

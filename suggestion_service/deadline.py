@@ -24,6 +24,10 @@ class Deadline:
         """The deadline ``seconds`` from now (negative: already passed)."""
         return cls(time.monotonic() + seconds)
 
+    def remaining(self) -> float:
+        """Seconds left (negative once passed; infinite without a deadline)."""
+        return float("inf") if self.at is None else self.at - time.monotonic()
+
     def passed(self) -> bool:
         """Whether ``time.monotonic()`` has reached the deadline (always False without one)."""
         return self.at is not None and time.monotonic() >= self.at

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from suggestion_service import candidates
 from suggestion_service.algorithms import check_grid, propose
 from suggestion_service.bayesopt import DEFAULT_PARTS, SearchParts
 from suggestion_service.blas_threads import PROCESS_LIMIT
@@ -88,6 +89,17 @@ def _prepare(experiment: api_pb2.Experiment) -> tuple[SearchSpace, Settings]:
         )
     if settings.algorithm == "grid":
         check_grid(space)
+    cells = settings.n_candidates * space.width
+    if (
+        settings.is_surrogate
+        and not candidates.is_enumerable(space)
+        and cells > candidates.MAX_CANDIDATE_CELLS
+    ):
+        raise InvalidArgument(
+            f"setting n_candidates={settings.n_candidates} x {space.width} encoded columns = {cells} candidate "
+            f"cells; at most {candidates.MAX_CANDIDATE_CELLS} fit the memory budget (use n_candidates <= "
+            f"{candidates.MAX_CANDIDATE_CELLS // space.width} for this space)"
+        )
     return space, settings
 
 

@@ -8,13 +8,13 @@ The service is stateless: the history is rebuilt from ``request.trials`` on ever
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from suggestion_service.errors import InvalidArgument
+from suggestion_service.numbers import NumberError, to_float
 from suggestion_service.proto import api_pb2
 from suggestion_service.space import SearchSpace
 
@@ -32,10 +32,9 @@ def parse_metric_value(text: str) -> float | None:
     ``"0.93"`` -> 0.93, ``"1e-3"`` -> 0.001; ``""``, ``"unavailable"``, ``"nan"``, ``"inf"`` -> None.
     """
     try:
-        value = float(str(text).strip())
-    except (TypeError, ValueError):
+        return to_float(str(text))
+    except NumberError:
         return None
-    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)

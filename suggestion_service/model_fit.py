@@ -19,15 +19,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from suggestion_service.deadline import NO_DEADLINE, Deadline
+from suggestion_service.fit_subset import select_rows
 from suggestion_service.history import History
 from suggestion_service.prior_math import PriorData
 from suggestion_service.settings import Settings
 from suggestion_service.space import SearchSpace
 from suggestion_service.surrogates import ForestSurrogate, GPSurrogate, Surrogate, transform_outputs
+
+#: Most own fit rows per surrogate (above: ``fit_subset.select_rows``). The GP's cost is cubic in its
+#: rows (10,000 rows: 45 s and 3 GiB per call; 1,000: about 2 s per call at 10,000 trials); the
+#: forest's is n log n per tree (10,000 rows x 64 trees: about 6 s on 2 cores, 5,000: half).
+MAX_FIT_ROWS: dict[str, int] = {"surrogate-gp": 1000, "surrogate-rf": 5000}
+#: With less time than this left before the call's deadline, the GP's optimiser gets at most
+#: ``SHORT_TIME_RESTARTS`` restarts (the default setting's: a late reply still has the usual model).
+FIT_RESERVE_SECONDS = 5.0
+SHORT_TIME_RESTARTS = 1
 
 #: Builds an unfitted model: (settings, seed, task_columns, n_own, n_own_observed) -> Surrogate
 #: (the signature of ``make_surrogate``).
@@ -131,9 +142,13 @@ def fit_model(
     priors: PriorData | None = None,
     *,
     surrogate: SurrogateFactory = make_surrogate,
+    deadline: Deadline = NO_DEADLINE,
 ) -> FittedModel:
     """Fit ``surrogate(settings, seed, ...)`` to the history's fit data (see the module docstring);
-    ``priors`` without rows count as none."""
+    ``priors`` without rows count as none. Above ``MAX_FIT_ROWS`` own rows the model sees a bounded
+    subset of them (``fit_subset.select_rows``; ``n_observed`` counts the observations in it); with
+    less than ``FIT_RESERVE_SECONDS`` left before ``deadline`` the GP's optimiser gets at most
+    ``SHORT_TIME_RESTARTS`` restarts."""
     t0 = time.perf_counter()
     if priors is not None and not len(priors):
         priors = None
@@ -141,6 +156,14 @@ def fit_model(
     X, y = fit_data(space, history, settings, priors, k)
     n_obs = len(history.observed)
     n_own = len(X) - (len(priors) if priors is not None else 0)
+    limit = MAX_FIT_ROWS.get(settings.algorithm)
+    if limit is not None and n_own > limit:  # bounded memory and time: a fixed subset of own rows
+        keep = select_rows(X[:n_own], y[:n_own], limit, n_ordered=n_obs)
+        X = np.vstack([X[keep], X[n_own:]])
+        y = np.concatenate([y[keep], y[n_own:]])
+        n_obs, n_own = int(np.sum(keep < n_obs)), len(keep)
+    if deadline.remaining() < FIT_RESERVE_SECONDS and settings.gp_restarts > SHORT_TIME_RESTARTS:
+        settings = replace(settings, gp_restarts=SHORT_TIME_RESTARTS)  # time is short: fewer restarts
     model = surrogate(settings, seed, k, n_own, n_obs).fit(X, y)
     return FittedModel(space, model, X, y, n_obs, priors, seed, time.perf_counter() - t0)
 
@@ -152,6 +175,8 @@ def cost_log_predictions(history: History, X_pool: np.ndarray, seed: int) -> np.
         return None
     X = np.vstack([r[0] for r in rows])
     log_cost = np.log(np.maximum(np.array([r[1] for r in rows], dtype=float), 1e-9))
+    keep = select_rows(X, None, MAX_FIT_ROWS["surrogate-gp"])  # all rows unless the history is large
+    X, log_cost = X[keep], log_cost[keep]
     if np.ptp(log_cost) < 1e-12:
         return np.full(len(X_pool), float(log_cost[0]))
     model = GPSurrogate(random_state=seed, restarts=0, prior_offset=0.0).fit(X, log_cost)

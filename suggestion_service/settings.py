@@ -6,12 +6,12 @@ docs/service-algorithms.md) and the parser are both derived from it, so they can
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from suggestion_service.errors import InvalidArgument
+from suggestion_service.numbers import NumberError, to_float, to_int
 
 ALGORITHMS: tuple[str, ...] = ("surrogate-gp", "surrogate-rf", "grid", "random")
 SURROGATES = ("surrogate-gp", "surrogate-rf")
@@ -20,6 +20,11 @@ _METRIC_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 #: A Kubernetes namespace or Katib Experiment name: an RFC 1123 label (what the API server accepts).
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 WARM_START_MAX_EXPERIMENTS = 10
+
+
+def is_k8s_name(text: str) -> bool:
+    """Whether ``text`` is a valid Kubernetes namespace or Katib Experiment name (an RFC 1123 label)."""
+    return bool(_K8S_NAME.fullmatch(text))
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,8 @@ class _Spec:
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            value = int(text.strip())
-        except ValueError:
+            value = to_int(text)
+        except NumberError:
             raise ValueError(f"an integer in [{lo}, {hi}]") from None
         if not lo <= value <= hi:
             raise ValueError(f"an integer in [{lo}, {hi}]")
@@ -109,10 +114,10 @@ def _int_range(lo: int, hi: int) -> Callable[[str], int]:
 def _float_range(lo: float, hi: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
-            value = float(text.strip())
-        except ValueError:
+            value = to_float(text)
+        except NumberError:
             raise ValueError(f"a number in [{lo:g}, {hi:g}]") from None
-        if not math.isfinite(value) or not lo <= value <= hi:
+        if not lo <= value <= hi:
             raise ValueError(f"a number in [{lo:g}, {hi:g}]")
         return value
 

@@ -26,11 +26,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, Overflow, localcontext
+from decimal import Decimal, Overflow, localcontext
 
 import numpy as np
 
 from suggestion_service.errors import InvalidArgument
+from suggestion_service.numbers import NumberError, is_number_syntax, to_decimal, to_float
 from suggestion_service.proto import api_pb2
 
 # Largest finite space ``enumerate()`` materialises (grid search uses it too).
@@ -142,7 +143,7 @@ class ContinuousParameter(Parameter):
         return None
 
     def parse(self, value: str) -> float:
-        v = _to_float(value)
+        v = to_float(value)
         tol = 1e-12 * max(1.0, abs(self.lo), abs(self.hi))
         if not (self.lo - tol <= v <= self.hi + tol):
             raise ValueError(f"{value!r} is outside [{self.lo!r}, {self.hi!r}]")
@@ -193,12 +194,7 @@ class GridParameter(Parameter):
         return self.lo + np.asarray(raws, dtype=float) * self.step
 
     def parse(self, value: str) -> float:
-        try:
-            d = Decimal(value.strip())
-        except (InvalidOperation, AttributeError):
-            raise ValueError(f"{value!r} is not a number") from None
-        if not d.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
+        d = to_decimal(value)
         if self.is_int and d != d.to_integral_value():
             raise ValueError(f"{value!r} is not an integer")
         k = (d - self.lo_dec) / self.step_dec
@@ -250,7 +246,7 @@ class DiscreteParameter(Parameter):
         exact = self._index.get(value)
         if exact is not None:
             return float(exact)
-        v = _to_float(value)
+        v = to_float(value)
         for i, number in enumerate(self.numbers):
             if math.isclose(v, float(number), rel_tol=1e-9, abs_tol=1e-15):
                 return float(i)
@@ -307,16 +303,6 @@ class CategoricalParameter(Parameter):
             return raws.copy()
         shift = rng.integers(1, n, size=len(raws))
         return (raws + shift) % n
-
-
-def _to_float(value: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{value!r} is not a finite number")
-    return v
 
 
 def _looks_log_spaced(numbers: Sequence[float]) -> bool:
@@ -402,7 +388,7 @@ def _build_parameter(spec: _Spec) -> Parameter:
         numbers = []
         for v in spec.values:
             try:
-                numbers.append(_to_float(v))
+                numbers.append(to_float(v))
             except ValueError as exc:
                 raise InvalidArgument(
                     f"{where}: discrete values must be numbers ({exc}); use categorical for strings"
@@ -450,13 +436,13 @@ def _parse_bound(where: str, field: str, text: str, is_int: bool) -> Decimal:
     if not text.strip():
         raise InvalidArgument(f"{where}: feasibleSpace.{field} is required")
     try:
-        d = Decimal(text.strip())
-    except InvalidOperation:
+        d = to_decimal(text)
+    except NumberError:
+        if is_number_syntax(text):
+            raise InvalidArgument(
+                f"{where}: feasibleSpace.{field} {text!r} must be a finite number within the double range (±1.8e308)"
+            ) from None
         raise InvalidArgument(f"{where}: feasibleSpace.{field} {text!r} is not a number") from None
-    if not d.is_finite() or not math.isfinite(float(d)):
-        raise InvalidArgument(
-            f"{where}: feasibleSpace.{field} {text!r} must be a finite number within the double range (±1.8e308)"
-        )
     if is_int and d != d.to_integral_value():
         raise InvalidArgument(
             f"{where}: feasibleSpace.{field} {text!r} must be an integer for an int parameter"

@@ -45,6 +45,8 @@ HYPER_FIT_MAX_POINTS = 64
 # (docs/benchmarks.md): 0.5 lowered trials-to-best on the seed-shaped grids by about 5-10%.
 PRIOR_MEAN_OFFSET = 0.5
 _LBFGS_MAXITER = 100
+#: Rows predicted per ``GaussianProcessRegressor.predict`` call (working memory ~ rows x fit rows).
+PREDICT_CHUNK = 4096
 
 
 class Surrogate(Protocol):
@@ -242,7 +244,8 @@ class GPSurrogate:
             if kernel is None:
                 idx = self._subsample(z)
                 Xs, zs = X[idx], z[idx]
-                D2 = (Xs[:, None, :] - Xs[None, :, :]) ** 2
+                D2 = Xs[:, None, :] - Xs[None, :, :]
+                np.square(D2, out=D2)  # in place: 64 x 64 x width doubles, once
                 hyper = GaussianProcessRegressor(
                     default_kernel(
                         X.shape[1], self.task_columns, self.fix_task_length_scale, self.length_scale_bounds
@@ -270,9 +273,18 @@ class GPSurrogate:
         """Mean and latent std (observation noise removed) in the units of the fitted y."""
         if self._gp is None:
             raise RuntimeError("GPSurrogate.predict called before fit")
+        X = np.asarray(X, dtype=float)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mu, sd = self._gp.predict(np.asarray(X, dtype=float), return_std=True)
+            if len(X) <= PREDICT_CHUNK:
+                mu, sd = self._gp.predict(X, return_std=True)
+            else:  # bounded memory: sklearn holds a (rows x fit rows) cross-covariance per call
+                chunks = [
+                    self._gp.predict(X[i : i + PREDICT_CHUNK], return_std=True)
+                    for i in range(0, len(X), PREDICT_CHUNK)
+                ]
+                mu = np.concatenate([c[0] for c in chunks])
+                sd = np.concatenate([c[1] for c in chunks])
         var = np.maximum(sd**2 - self._noise(), 1e-12)
         return mu * self._scale + self._mean, np.sqrt(var) * self._scale
 
