@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from client.experiments import split_filter
 from client.rehearsal.runner import Rehearsal, RehearsalOptions
 
 
@@ -35,7 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="folder with the Jobs and katib-config (default manifests/)",
     )
     p.add_argument(
-        "--experiment", action="append", default=[], metavar="NAME", help="only this Experiment (repeatable)"
+        "--experiment",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only these Experiments (comma-separated, repeatable)",
     )
     p.add_argument("--max-trials", type=_count, metavar="N", help="cap each Experiment's maxTrialCount")
     p.add_argument(
@@ -76,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_rehearse(args: argparse.Namespace, console: Console) -> int:
     """Run the rehearsal; exit 0 without findings, 1 with."""
     options = RehearsalOptions(
-        manifests=[Path(m) for m in args.manifest], setup=Path(args.setup), experiments=args.experiment,
+        manifests=[Path(m) for m in args.manifest], setup=Path(args.setup), experiments=split_filter(args.experiment),
         max_trials=args.max_trials, parallel=args.parallel, preempt=args.preempt, workdir=Path(args.workdir),
         text_rows=args.text_rows, image_rows=args.image_rows, init_timeout=args.init_timeout,
     )  # fmt: skip
