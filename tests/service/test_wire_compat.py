@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,9 +121,7 @@ def test_restarted_server_returns_the_same_reply() -> None:
 
 def test_sigterm_drains_and_exits_cleanly(server: ServiceProcess) -> None:
     sdk(server.port, "health")
-    started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    assert server.proc.wait(timeout=15) == 0
-    assert time.monotonic() - started < 15
+    assert server.proc.wait(timeout=15) == 0  # a hang guard, not a speed bound
     log = server.log()
     assert "received SIGTERM: NOT_SERVING" in log and "stopped" in log
