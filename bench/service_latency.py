@@ -11,6 +11,7 @@ would run past the deadline is completed from the quasi-random candidate pool; t
 
     python bench/service_latency.py --write docs/benchmarks.md      # what `make bench-service` runs
     python bench/service_latency.py --only-batches --batch-timeout 900   # large batches only, no deadline
+    python bench/service_latency.py --only-large --write docs/benchmarks.md   # 1,000-10,000 trials only
 """
 
 from __future__ import annotations
@@ -156,6 +157,53 @@ def batch_rows(stub, service: ServiceProcess, args: argparse.Namespace) -> list[
     return rows
 
 
+def large_history_rows(args: argparse.Namespace) -> list[tuple]:
+    """(algorithm, trials, p50 ms, p95 ms, peak RSS MiB) per large history, 8 parameters, batch 1; a fresh
+    server per cell, so each RSS is that history's alone."""
+    rows = []
+    for algorithm in args.large_algorithms.split(","):
+        for n_trials in map(int, args.large_trials.split(",")):
+            service = ServiceProcess(log_level="WARNING")
+            channel = grpc.insecure_channel(
+                f"127.0.0.1:{service.port}", options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+            )
+            try:
+                stub = api_pb2_grpc.SuggestionStub(channel)
+                times = []
+                for r in range(args.large_repeats):
+                    req = make_request(algorithm, 8, n_trials, seed=r)
+                    t0 = time.perf_counter()
+                    stub.GetSuggestions(req, timeout=60)
+                    times.append(time.perf_counter() - t0)
+                rss = peak_rss_mib(service.pid)
+            finally:
+                channel.close()
+                service.stop()
+            ms = np.array(times) * 1000
+            rows.append((algorithm, n_trials, np.percentile(ms, 50), np.percentile(ms, 95), rss))
+            print(f"{algorithm:13s} trials={n_trials:6d} p50={rows[-1][2]:8.1f} ms p95={rows[-1][3]:8.1f} ms "
+                  f"rss={rss:.0f} MiB", flush=True)  # fmt: skip
+    return rows
+
+
+def large_history_markdown(rows: list[tuple], args: argparse.Namespace) -> str:
+    """The large-history section (its own section, so it can be rerun alone with --only-large)."""
+    md = [
+        "## Suggestion service: large histories (1,000 to 10,000 completed trials)",
+        "",
+        "Command: `nice -n 10 python bench/service_latency.py --only-large --write docs/benchmarks.md`; "
+        f"{args.large_repeats} requests per row (different histories), 8 mixed parameters, batch 1, over gRPC "
+        f"on loopback, a fresh server per row; {os.cpu_count()} CPU cores shared with other work. Targets: "
+        "p95 < 5 s and peak RSS < 512 MiB at 10,000 trials (the GP fits a bounded subset of at most 1,000 "
+        "rows, the forest 5,000: `model_fit.MAX_FIT_ROWS`).",
+        "",
+        "| algorithm | completed trials | p50 ms | p95 ms | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    md += [f"| {a} | {t} | {p50:.0f} | {p95:.0f} | {rss:.0f} |" for a, t, p50, p95, rss in rows]
+    return "\n".join(md)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--algorithms", default="surrogate-gp,surrogate-rf,random")
@@ -170,8 +218,20 @@ def main() -> int:
     ap.add_argument("--batch-repeats", type=int, default=3, help="requests per large-batch cell")
     ap.add_argument("--batch-timeout", type=float, default=60.0, help="RPC deadline (Katib: 60 s)")
     ap.add_argument("--only-batches", action="store_true", help="skip the batch-1 grid (no --write)")
-    ap.add_argument("--write", help="Markdown file to update (section service-latency)")
+    ap.add_argument("--large-algorithms", default="surrogate-gp,surrogate-rf", help="large-history table")
+    ap.add_argument("--large-trials", default="1000,5000,10000", help="completed trials, large-history table")
+    ap.add_argument("--large-repeats", type=int, default=3, help="requests per large-history row")
+    ap.add_argument("--only-large", action="store_true", help="only the large-history table")
+    ap.add_argument(
+        "--write", help="Markdown file to update (sections service-latency, service-large-history)"
+    )
     args = ap.parse_args()
+    if args.only_large:
+        text = large_history_markdown(large_history_rows(args), args)
+        print(text)
+        if args.write:
+            write_section(args.write, "service-large-history", text)
+        return 0
     if args.only_batches and args.write:
         ap.error("--write needs the full run (the section holds both tables); drop --only-batches")
 
@@ -227,8 +287,11 @@ def main() -> int:
     ]
     text = "\n".join(md)
     print(text)
+    large = large_history_markdown(large_history_rows(args), args)
+    print(large)
     if args.write:
         write_section(args.write, "service-latency", text)
+        write_section(args.write, "service-large-history", large)
     return 0
 
 
