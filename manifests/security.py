@@ -43,7 +43,9 @@ def _pod(name: str, namespace: str, spec: Mapping[str, Any], source: str) -> dic
     }
 
 
-def suggestion_deployment(entry: Mapping[str, Any], namespace: str = "katib-surrogate") -> dict[str, Any]:
+def suggestion_deployment(
+    entry: Mapping[str, Any], namespace: str = "katib-surrogate", source: str = validate.REGISTRATION_FILE
+) -> dict[str, Any]:
     """The Deployment Katib's composer builds for a katib-config suggestion entry (the fields it copies:
     image, pull policy, command, args, env, ports, resources, container securityContext; Katib sets no
     pod-level securityContext and adds port 6789 and the gRPC probes itself)."""
@@ -79,7 +81,7 @@ def suggestion_deployment(entry: Mapping[str, Any], namespace: str = "katib-surr
         "metadata": {
             "name": f"suggestion-{entry['algorithmName']}",
             "namespace": namespace,
-            "annotations": {"katib-surrogate/source": "10-katib-config.yaml"},
+            "annotations": {"katib-surrogate/source": source},
         },
         "spec": {
             "replicas": 1,
@@ -110,7 +112,11 @@ def workloads(root: Path = validate.MANIFESTS_DIR) -> Iterator[tuple[str, dict[s
                 yield rel, doc
                 for entry in validate.katib_config_of(doc)["runtime"]["suggestions"]:
                     if entry.get("algorithmName") in OUR_ALGORITHMS:
-                        yield rel, suggestion_deployment(entry)
+                        yield rel, suggestion_deployment(entry, source=rel)
+            elif kind == "ConfigMap" and validate.is_registration(doc):
+                yield rel, doc
+                for entry in yaml.safe_load(doc["data"][validate.ENTRIES_KEY]):
+                    yield rel, suggestion_deployment(entry, source=rel)
             else:
                 yield rel, doc
                 if kind not in _BUILTIN_WORKLOADS:  # e.g. a PyTorchJob: its pod templates as Pods
@@ -186,16 +192,27 @@ def pod_problems(obj: Mapping[str, Any], where: str) -> list[str]:
 
 #: Everything a Role of the bundle may grant: (API group, resource) -> verbs. This is exactly what warm
 #: start requests (suggestion_service/kube_priors.py; manifests/optional/warm-start): GET each prior
-#: Experiment, LIST its Trials by label (it never GETs a single Trial).
+#: Experiment, LIST its Trials by label (it never GETs a single Trial); and what the registration Job
+#: does (suggestion_service/katib_registration.py; 10-katib-registration.yaml): GET and UPDATE (PUT)
+#: Katib's ConfigMap.
 ALLOWED_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("kubeflow.org", "experiments"): frozenset({"get"}),
     ("kubeflow.org", "trials"): frozenset({"list"}),
+    ("", "configmaps"): frozenset({"get", "update"}),
+}
+#: Resources a rule may only cover through these ``resourceNames`` (never every object of the kind).
+NAMED_ONLY: dict[tuple[str, str], frozenset[str]] = {("", "configmaps"): frozenset({"katib-config"})}
+#: The one RoleBinding whose subject lives in another namespace: (binding namespace, name) -> subject
+#: (namespace, name). The registration Job runs in our namespace; the ConfigMap it edits is Katib's.
+CROSS_NAMESPACE_SUBJECTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("kubeflow", "katib-surrogate-registrar"): ("katib-surrogate", "katib-surrogate-registrar"),
 }
 
 
 def rbac_problems(obj: Mapping[str, Any], where: str) -> list[str]:
     """Least privilege: no Secrets, nothing cluster-wide, Roles within ``ALLOWED_RULES`` (no wildcards,
-    no non-resource URLs, namespaced), RoleBindings that bind a Role to ServiceAccounts of their namespace."""
+    no non-resource URLs, namespaced; ConfigMaps only by the names in ``NAMED_ONLY``), RoleBindings that
+    bind a Role to ServiceAccounts of their namespace (or the one pair in ``CROSS_NAMESPACE_SUBJECTS``)."""
     kind = obj.get("kind")
     namespace = (obj.get("metadata") or {}).get("namespace")
     if kind == "Secret":
@@ -229,6 +246,13 @@ def rbac_problems(obj: Mapping[str, Any], where: str) -> list[str]:
                             f"{at}: grants {sorted(set(verbs) - permitted)} on {group}/{resource}; "
                             f"at most {sorted(permitted)}"
                         )
+                    named = NAMED_ONLY.get((group, resource))
+                    names = set(rule.get("resourceNames") or [])
+                    if named is not None and (not names or names - named):
+                        out.append(
+                            f"{at}: covers {group or 'core'}/{resource} {sorted(names) or 'of every name'}; "
+                            f"only resourceNames {sorted(named)}"
+                        )
     if kind == "RoleBinding":
         ref = obj.get("roleRef") or {}
         if ref.get("kind") != "Role":
@@ -238,7 +262,9 @@ def rbac_problems(obj: Mapping[str, Any], where: str) -> list[str]:
                 out.append(
                     f"{where}: subject {subject.get('kind')} {subject.get('name')}; only ServiceAccounts"
                 )
-            elif subject.get("namespace") != namespace:
+            elif subject.get("namespace") != namespace and CROSS_NAMESPACE_SUBJECTS.get(
+                (str(namespace), str((obj.get("metadata") or {}).get("name")))
+            ) != (subject.get("namespace"), subject.get("name")):
                 out.append(
                     f"{where}: subject ServiceAccount {subject.get('namespace')}/{subject.get('name')} is not "
                     f"in the binding's namespace {namespace!r}"

@@ -10,8 +10,12 @@ For every YAML file: yamllint (``manifests/.yamllint``, warnings count). For eve
   Katib's admission webhook makes (``webhook_problems``), and the trial workload inside, with its
   placeholders substituted, validated as a built-in object (a Job; each replica's pod template of a
   PyTorchJob);
-- ConfigMap ``kubeflow/katib-config``: every built-in entry of the pinned default present and unchanged,
-  our entries valid containers with explicit resources, no duplicate algorithm names.
+- ConfigMap ``kubeflow/katib-config`` (optional standalone config): every built-in entry of the pinned
+  default present and unchanged, our entries valid containers with explicit resources, no duplicates;
+- the registration bundle (10-katib-registration.yaml): its entries ConfigMap holds exactly our two
+  entries, valid as above and mergeable into the pinned default; its Job runs the registration module
+  with arguments it accepts, reads the entries from that ConfigMap, and its ServiceAccount is bound in
+  Katib's namespace to a Role allowing get and update on configmaps/katib-config.
 
 Across files (``bundle_problems``, and for each Experiment ``warm_start_problems``): every namespace that
 runs a surrogate Experiment has the ServiceAccount katib-config names for it; every RoleBinding binds an
@@ -50,6 +54,8 @@ from katib_model.experiment import DEFAULT_NAMESPACE, MAXIMIZE, MINIMIZE, STRATE
 from katib_model.parameters import DISTRIBUTIONS, LIST_TYPES, PARAMETER_TYPES, RANGE_TYPES, search_space
 from katib_model.template import PLACEHOLDER, is_meta_reference, placeholder
 from suggestion_service.errors import InvalidArgument
+from suggestion_service.katib_config_merge import OUR_ALGORITHMS, KatibConfigError, merge_text, parse_entries
+from suggestion_service.katib_registration import build_parser as registration_parser
 
 MANIFESTS_DIR = Path(__file__).resolve().parent
 PINNED_DIR = MANIFESTS_DIR / "katib-v0.19.0"
@@ -699,7 +705,9 @@ def warm_start_problems(exp: Mapping[str, Any], experiments: ExperimentIndex, wh
             out.append(
                 f"{where}: {field}: {label} is in namespace {ref[0]!r}, but the warm-start Role "
                 f"(manifests/optional/warm-start) only grants reads in {own[0]!r}; use an Experiment of "
-                f"{own[0]!r} or create the Role in {ref[0]!r} bound to this namespace's ServiceAccount"
+                f"{own[0]!r}, or create the Role in {ref[0]!r} bound to this namespace's ServiceAccount and "
+                f"allow the namespace with --warm-start-namespaces={ref[0]} in the args of the algorithm's "
+                "katib-config entry (the service reads only its own namespace by default)"
             )
             continue
         prior = experiments.get(ref)
@@ -746,6 +754,10 @@ def _key(doc: Mapping[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
+#: Verbs that act on one named object, so that a rule's ``resourceNames`` can allow them.
+NAMED_VERBS = ("get", "update", "patch", "delete")
+
+
 def role_allows(role: Mapping[str, Any], group: str, resource: str, verb: str, name: str = "") -> bool:
     """Whether a Role's rules let ``verb`` act on ``group``/``resource`` (object ``name`` for get), as the
     RBAC authorizer decides: ``*`` matches anything; ``resourceNames`` limit a rule to those objects, so
@@ -759,7 +771,7 @@ def role_allows(role: Mapping[str, Any], group: str, resource: str, verb: str, n
         ):
             continue
         names = rule.get("resourceNames") or []
-        if not names or (verb == "get" and name in names):
+        if not names or (verb in NAMED_VERBS and name in names):
             return True
     return False
 
@@ -837,6 +849,8 @@ def bundle_problems(
                 )
             # Without serviceAccountName Katib runs the pod as the namespace's default account.
             out += _warm_start_rbac_problems(where, doc, (namespace, account or "default"), roles, bindings)
+        elif kind == "Job" and is_registration(doc):
+            out += registration_job_problems(doc, docs, where)
         elif kind == "RoleBinding":
             namespace = _key(doc)[0]
             ref = doc.get("roleRef") or {}
@@ -858,6 +872,105 @@ def bundle_problems(
 
 
 # --------------------------------------------------------------------------------------------------
+# The registration bundle (10-katib-registration.yaml)
+
+REGISTRATION_FILE = "10-katib-registration.yaml"
+REGISTRATION_COMPONENT = "katib-registration"
+REGISTRATION_MODULE = "suggestion_service.katib_registration"
+ENTRIES_KEY = "suggestions.yaml"
+#: What the registration Job does with the API (suggestion_service/katib_registration.py).
+REGISTRATION_ACCESS = (("", "configmaps", "get"), ("", "configmaps", "update"))
+
+
+def is_registration(doc: Mapping[str, Any]) -> bool:
+    """Whether ``doc`` belongs to the registration bundle (by its component label)."""
+    labels = (doc.get("metadata") or {}).get("labels") or {}
+    return labels.get("app.kubernetes.io/component") == REGISTRATION_COMPONENT
+
+
+def registration_entries_problems(
+    cm: Mapping[str, Any], where: str, pinned_path: Path = PINNED_DIR / "katib-config.yaml"
+) -> list[str]:
+    """The entries ConfigMap: key ``suggestions.yaml`` with exactly our entries, each a valid suggestion
+    container, and merging them into the pinned default gives a valid katib-config."""
+    data = cm.get("data") or {}
+    if set(data) != {ENTRIES_KEY}:
+        return [f"{where}: data: expected exactly the key {ENTRIES_KEY!r}, got {sorted(data)}"]
+    try:
+        texts = parse_entries(data[ENTRIES_KEY], f"{where}: data.{ENTRIES_KEY}")
+    except KatibConfigError as exc:
+        return [str(exc)]
+    names = [str(e.get("algorithmName")) for e in yaml.safe_load(data[ENTRIES_KEY])]
+    out: list[str] = []
+    if sorted(names) != sorted(OUR_ALGORITHMS):
+        out.append(f"{where}: data.{ENTRIES_KEY}: entries {names}; expected exactly {list(OUR_ALGORITHMS)}")
+    merged = merge_text(pinned_path.read_text(encoding="utf-8"), texts, str(pinned_path))
+    katib_config = {"metadata": {"name": "katib-config", "namespace": "kubeflow"}}
+    return out + katib_config_problems(
+        {**katib_config, "data": {"katib-config.yaml": merged.text}}, f"{where} merged into the default"
+    )
+
+
+def registration_job_problems(
+    job: Mapping[str, Any], docs: Iterable[tuple[str, Mapping[str, Any]]], where: str
+) -> list[str]:
+    """The registration Job runs the registration module with arguments it accepts, mounts its entries
+    from a ConfigMap of the bundle, and its ServiceAccount can get and update katib-config there."""
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    (container, *_) = pod.get("containers") or [{}]
+    command = list(container.get("command") or [])
+    if command != ["python", "-m", REGISTRATION_MODULE]:
+        return [f"{where}: command {command}; expected ['python', '-m', '{REGISTRATION_MODULE}']"]
+    try:
+        args = registration_parser().parse_args(list(container.get("args") or []))
+    except SystemExit:
+        return [f"{where}: args {container.get('args')} are not accepted by {REGISTRATION_MODULE}"]
+    namespace = _key(job)[0]
+    docs = list(docs)
+    out: list[str] = []
+    mounts = {m.get("mountPath"): m.get("name") for m in container.get("volumeMounts") or []}
+    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    volume = volumes.get(mounts.get(str(args.entries.parent)), {})
+    source = str((volume.get("configMap") or {}).get("name") or "")
+    entries_cm = next(
+        (d for _, d in docs if d.get("kind") == "ConfigMap" and _key(d) == (namespace, source)), None
+    )
+    if entries_cm is None or args.entries.name not in (entries_cm.get("data") or {}):
+        out.append(
+            f"{where}: --entries {args.entries} is not a key of a ConfigMap of the bundle mounted at "
+            f"{args.entries.parent} (volume configMap {source!r} in {namespace!r})"
+        )
+    account = (namespace, str(pod.get("serviceAccountName") or "default"))
+    if pod.get("automountServiceAccountToken") is False:
+        out.append(f"{where}: automountServiceAccountToken is false; the Job authenticates with that token")
+    roles = {_key(d): d for _, d in docs if d.get("kind") == "Role"}
+    granted = [
+        roles[args.namespace, str((b.get("roleRef") or {}).get("name"))]
+        for _, b in docs
+        if b.get("kind") == "RoleBinding"
+        and _key(b)[0] == args.namespace
+        and (args.namespace, str((b.get("roleRef") or {}).get("name"))) in roles
+        and any(
+            s.get("kind") == "ServiceAccount"
+            and (str(s.get("namespace") or args.namespace), s.get("name")) == account
+            for s in b.get("subjects") or []
+        )
+    ]
+    missing = [
+        f"{verb} on {resource}/{args.configmap}"
+        for group, resource, verb in REGISTRATION_ACCESS
+        if not any(role_allows(r, group, resource, verb, args.configmap) for r in granted)
+    ]
+    if missing:
+        out.append(
+            f"{where}: ServiceAccount {'/'.join(account)} needs {' and '.join(missing)} in namespace "
+            f"{args.namespace!r} (a Role and a RoleBinding there); the bundle grants it "
+            f"{'too little' if granted else 'nothing'}"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Files
 
 
@@ -871,9 +984,12 @@ def default_paths(root: Path = MANIFESTS_DIR) -> list[Path]:
 
 
 def shipped_katib_config(root: Path = MANIFESTS_DIR) -> dict[str, Any]:
-    """The KatibConfig our 10-katib-config.yaml installs (what the webhook checks are run against)."""
-    (cm,) = manifest_yaml.load_all(root / "10-katib-config.yaml")
-    return katib_config_of(cm)
+    """The KatibConfig the bundle leaves on a default Katib: the pinned v0.19.0 default with the entries
+    of the registration ConfigMap merged in (what the webhook checks are run against)."""
+    (cm,) = [d for d in manifest_yaml.load_all(root / REGISTRATION_FILE) if d.get("kind") == "ConfigMap"]
+    texts = parse_entries(cm["data"][ENTRIES_KEY], f"{root / REGISTRATION_FILE}: data.{ENTRIES_KEY}")
+    pinned = PINNED_DIR / "katib-config.yaml"
+    return merge_text(pinned.read_text(encoding="utf-8"), texts, str(pinned)).config
 
 
 def document_problems(
@@ -895,6 +1011,8 @@ def document_problems(
     out: list[str] = []
     if kind == "ConfigMap" and (doc.get("metadata") or {}).get("name") == "katib-config":
         out += katib_config_problems(doc, where)
+    if kind == "ConfigMap" and is_registration(doc):
+        out += registration_entries_problems(doc, where)
     if kind == "PodMonitor" and api_version == "monitoring.coreos.com/v1":
         return podmonitor_problems(doc, where)
     if not is_builtin(doc):

@@ -74,7 +74,7 @@ trap 'rm -rf "$work"' EXIT
 "$PYTHON" manifests/generate.py --registry "$REGISTRY" --tag "$TAG" --output-dir "$work" >/dev/null
 log "merging surrogate-gp and surrogate-rf into the live katib-config"
 kubectl -n kubeflow get configmap katib-config -o yaml \
-  | "$PYTHON" scripts/merge-katib-config.py --entries "$work/10-katib-config.yaml" \
+  | "$PYTHON" scripts/merge-katib-config.py --entries "$work/10-katib-registration.yaml" \
   > "$work/katib-config.merged.yaml"
 kubectl apply -f "$work/katib-config.merged.yaml"
 

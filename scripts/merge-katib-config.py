@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Merge the surrogate suggestion entries into a live (possibly customised) Katib configuration.
+"""Merge the surrogate suggestion entries into a live (possibly customised) Katib configuration, by hand.
 
     kubectl get cm katib-config -n kubeflow -o yaml \\
-      | python scripts/merge-katib-config.py [--entries manifests/10-katib-config.yaml] \\
+      | python scripts/merge-katib-config.py [--entries manifests/10-katib-registration.yaml] \\
       | kubectl apply -f -
+
+``kubectl apply -f manifests/`` does the same inside the cluster (the registration Job of
+manifests/10-katib-registration.yaml); this script is for reviewing the result first, or for clusters
+that cannot run that Job. Both merge with suggestion_service/katib_config_merge.py.
 
 Reads a ConfigMap (``kubectl get ... -o yaml`` or ``-o json``) or a bare KatibConfig from a file or
 stdin. Every ``runtime.suggestions`` entry whose ``algorithmName`` is one of ours (default:
 surrogate-gp, surrogate-rf) is replaced by our entry; missing ones are appended; everything else
-(your images, resources, other algorithms, init settings) is kept as it is. Server-managed metadata
-(resourceVersion, uid, managedFields, ...) is dropped so the output can be applied. What changed is
-reported on stderr, with the ServiceAccount our entries run as (it must exist in each namespace that
-runs their Experiments). Comments inside the live katib-config.yaml are not preserved (it is re-serialised).
+(your images, resources, other algorithms, init settings) is kept as it is, and so is the text of the
+live katib-config.yaml outside our entries (comments included) wherever its suggestions are a block
+list. Server-managed metadata (resourceVersion, uid, managedFields, ...) is dropped so the output can
+be applied. What changed is reported on stderr, with the ServiceAccount our entries run as (it must
+exist in each namespace that runs their Experiments).
 
 Exit codes: 0 merged, 2 bad input (the message says what is wrong).
 """
@@ -19,100 +24,76 @@ Exit codes: 0 merged, 2 bad input (the message says what is wrong).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "manifests"))
+sys.path.insert(1, str(REPO_ROOT))
 import manifest_yaml  # noqa: E402
 import yaml  # noqa: E402
 
-DEFAULT_ENTRIES = REPO_ROOT / "manifests" / "10-katib-config.yaml"
-DEFAULT_ALGORITHMS = ("surrogate-gp", "surrogate-rf")
-CONFIG_KEY = "katib-config.yaml"
+from suggestion_service.katib_config_merge import (  # noqa: E402
+    CONFIG_KEY,
+    OUR_ALGORITHMS,
+    KatibConfigError,
+    merge,
+    merge_text,
+    parse_entries,
+    suggestion_texts,
+)
+
+__all__ = ["main", "merge"]  # ``merge`` (the parsed reference merge) is re-exported for the tests
+
+DEFAULT_ENTRIES = REPO_ROOT / "manifests" / "10-katib-registration.yaml"
+ENTRIES_KEY = "suggestions.yaml"
 SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+MergeError = KatibConfigError
 
 
-class MergeError(ValueError):
-    """The input is not something this script can merge into."""
+def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
+    """Every YAML/JSON mapping of ``text``."""
+    try:
+        return manifest_yaml.load_all_text(text, source)
+    except ValueError as exc:
+        raise MergeError(str(exc)) from None
 
 
 def parse_document(text: str, source: str) -> dict[str, Any]:
     """Exactly one YAML/JSON mapping from ``text``."""
-    try:
-        docs = manifest_yaml.load_all_text(text, source)
-    except ValueError as exc:
-        raise MergeError(str(exc)) from None
+    docs = parse_documents(text, source)
     if len(docs) != 1:
         raise MergeError(f"{source}: expected one document (a ConfigMap or a KatibConfig), found {len(docs)}")
     return docs[0]
 
 
-def katib_config_from(doc: dict[str, Any], source: str) -> dict[str, Any]:
-    """The KatibConfig inside a ConfigMap document, or the document itself if it is one."""
+def config_text_from(doc: dict[str, Any], text: str, source: str) -> str:
+    """The ``katib-config.yaml`` text of a ConfigMap document, or ``text`` itself for a KatibConfig."""
     if doc.get("kind") == "KatibConfig":
-        config = doc
-    elif doc.get("kind") == "ConfigMap":
-        data = doc.get("data") or {}
-        if CONFIG_KEY not in data:
-            raise MergeError(f"{source}: ConfigMap has no data key {CONFIG_KEY!r} (keys: {sorted(data)})")
-        try:
-            config = yaml.safe_load(data[CONFIG_KEY])
-        except yaml.YAMLError as exc:
-            raise MergeError(f"{source}: data.{CONFIG_KEY} is not valid YAML: {exc}") from None
-    else:
+        return text
+    if doc.get("kind") != "ConfigMap":
         raise MergeError(f"{source}: expected kind ConfigMap or KatibConfig, got {doc.get('kind')!r}")
-    if not isinstance(config, dict) or config.get("kind") != "KatibConfig":
-        raise MergeError(f"{source}: {CONFIG_KEY} is not a KatibConfig (kind: KatibConfig)")
-    runtime = config.get("runtime")
-    if runtime is not None and not isinstance(runtime, dict):
-        raise MergeError(f"{source}: runtime must be a mapping")
-    suggestions = (runtime or {}).get("suggestions")
-    if suggestions is not None and not isinstance(suggestions, list):
-        raise MergeError(f"{source}: runtime.suggestions must be a list")
-    return config
+    data = doc.get("data") or {}
+    if CONFIG_KEY not in data:
+        raise MergeError(f"{source}: ConfigMap has no data key {CONFIG_KEY!r} (keys: {sorted(data)})")
+    return str(data[CONFIG_KEY])
 
 
-def our_entries(entries_path: Path, algorithms: list[str]) -> list[dict[str, Any]]:
-    """Our suggestion entries, in order, taken from the shipped katib-config ConfigMap (or a KatibConfig)."""
+def our_entries(entries_path: Path, algorithms: list[str]) -> list[str]:
+    """The text of our entries, in ``algorithms`` order, from a generated file: the registration bundle
+    (its ConfigMap's ``suggestions.yaml``), a katib-config ConfigMap or a bare KatibConfig."""
     if not entries_path.is_file():
         raise MergeError(f"entries file {entries_path} does not exist")
-    source = str(entries_path)
-    config = katib_config_from(parse_document(entries_path.read_text(encoding="utf-8"), source), source)
-    found = {e.get("algorithmName"): e for e in (config.get("runtime") or {}).get("suggestions") or []}
-    missing = [a for a in algorithms if a not in found]
-    if missing:
-        raise MergeError(f"{source}: no suggestion entry for {missing}; it has {sorted(found, key=str)}")
-    return [copy.deepcopy(found[a]) for a in algorithms]
-
-
-def merge(config: dict[str, Any], entries: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """``config`` with ``entries`` replacing same-named suggestions (all copies) or appended; plus a log."""
-    merged = copy.deepcopy(config)
-    runtime = merged.setdefault("runtime", {}) or {}
-    merged["runtime"] = runtime
-    suggestions = list(runtime.get("suggestions") or [])
-    log: list[str] = []
-    for entry in entries:
-        name = entry["algorithmName"]
-        positions = [
-            i for i, s in enumerate(suggestions) if isinstance(s, dict) and s.get("algorithmName") == name
-        ]
-        if not positions:
-            suggestions.append(entry)
-            log.append(f"appended {name}")
-            continue
-        old = suggestions[positions[0]]
-        suggestions[positions[0]] = entry
-        for i in reversed(positions[1:]):
-            del suggestions[i]
-        extra = f" (and removed {len(positions) - 1} duplicate(s))" if len(positions) > 1 else ""
-        log.append(f"{'kept' if old == entry else 'replaced'} {name}{extra}")
-    runtime["suggestions"] = suggestions
-    return merged, log
+    source, text = str(entries_path), entries_path.read_text(encoding="utf-8")
+    docs = parse_documents(text, source)
+    for doc in docs:
+        if doc.get("kind") == "ConfigMap" and ENTRIES_KEY in (doc.get("data") or {}):
+            return parse_entries(doc["data"][ENTRIES_KEY], source, tuple(algorithms))
+    if len(docs) != 1:
+        raise MergeError(f"{source}: no ConfigMap with a {ENTRIES_KEY!r} key and not a single katib-config")
+    return suggestion_texts(config_text_from(docs[0], text, source), source, tuple(algorithms))
 
 
 def service_account_notes(entries: list[dict[str, Any]]) -> list[str]:
@@ -139,14 +120,14 @@ def clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def merged_document(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """The output document: a ConfigMap carrying ``config`` (or the bare KatibConfig)."""
+def merged_output(doc: dict[str, Any], config_text: str) -> str:
+    """The output YAML: a ConfigMap carrying ``config_text``, or the bare KatibConfig text."""
     if doc.get("kind") == "KatibConfig":
-        return config
+        return config_text
     out = {k: v for k, v in doc.items() if k != "status"}
     out["metadata"] = clean_metadata(doc.get("metadata") or {})
-    out["data"] = {**(doc.get("data") or {}), CONFIG_KEY: manifest_yaml.dump(config)}
-    return out
+    out["data"] = {**(doc.get("data") or {}), CONFIG_KEY: config_text}
+    return manifest_yaml.dump(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,11 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--entries",
         type=Path,
         default=DEFAULT_ENTRIES,
-        help="file with our entries: the generated katib-config ConfigMap (default: manifests/10-katib-config.yaml)",
+        help="file with our entries: a generated 10-katib-registration.yaml or katib-config ConfigMap "
+        "(default: manifests/10-katib-registration.yaml)",
     )
     p.add_argument(
         "--algorithms",
-        default=",".join(DEFAULT_ALGORITHMS),
+        default=",".join(OUR_ALGORITHMS),
         help="comma-separated algorithm names to merge (default: surrogate-gp,surrogate-rf)",
     )
     return p
@@ -192,18 +174,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{source}: empty input; pipe in `kubectl get cm katib-config -n kubeflow -o yaml`"
             )
         doc = parse_document(text, source)
-        config = katib_config_from(doc, source)
-        entries = our_entries(args.entries, algorithms)
-        merged, log = merge(config, entries)
+        config_text = config_text_from(doc, text, source)
+        texts = our_entries(args.entries, algorithms)
+        result = merge_text(config_text, texts, source)
     except MergeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out_text = manifest_yaml.dump(merged_document(doc, merged))
+    out_text = merged_output(doc, result.text)
     if args.output == "-":
         sys.stdout.write(out_text)
     else:
         Path(args.output).write_text(out_text, encoding="utf-8")
-    for line in [*log, *service_account_notes(entries)]:
+    entries = [yaml.safe_load(t)[0] for t in texts]
+    for line in [*result.log, *service_account_notes(entries)]:
         print(f"merge-katib-config: {line}", file=sys.stderr)
     return 0
 

@@ -44,5 +44,5 @@ def merge() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def katib_config(val: ModuleType) -> dict:
-    """The KatibConfig that manifests/10-katib-config.yaml installs."""
+    """The KatibConfig the bundle leaves on a default Katib (pinned default + registered entries)."""
     return val.shipped_katib_config()

@@ -49,12 +49,14 @@ def test_one_file_per_task_and_algorithm_in_apply_order() -> None:
     assert top == [
         "00-namespace.yaml",
         "05-suggestion-serviceaccount.yaml",
-        "10-katib-config.yaml",
+        "10-katib-registration.yaml",
         "20-cache.yaml",
         *sorted(experiments),
     ]
-    kinds = [load_one(MANIFESTS / name)["kind"] for name in top[:3]]
-    assert kinds == ["Namespace", "ServiceAccount", "ConfigMap"]
+    kinds = [load_one(MANIFESTS / name)["kind"] for name in top[:2]]
+    assert kinds == ["Namespace", "ServiceAccount"]
+    registration = [d["kind"] for d in yaml.safe_load_all((MANIFESTS / top[2]).read_text()) if d]
+    assert registration == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Job"]
     cache_kinds = [d["kind"] for d in yaml.safe_load_all((MANIFESTS / "20-cache.yaml").read_text()) if d]
     assert cache_kinds == ["PersistentVolumeClaim", "PersistentVolumeClaim", "Job"]
 
@@ -170,7 +172,7 @@ def test_render_placeholders(gen) -> None:
 
 def test_katib_config_keeps_the_pinned_text_byte_for_byte(gen) -> None:
     pinned = (MANIFESTS / "katib-v0.19.0" / "katib-config.yaml").read_text()
-    shipped = load_one(MANIFESTS / "10-katib-config.yaml")["data"]["katib-config.yaml"]
+    shipped = load_one(MANIFESTS / "optional" / "katib-config-standalone.yaml")["data"]["katib-config.yaml"]
     head, _, tail = pinned.partition("  earlyStoppings:\n")
     assert shipped.startswith(head), "the text before our entries must be the pinned file's"
     assert shipped.endswith("  earlyStoppings:\n" + tail)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from tests.manifests.conftest import MANIFESTS, REPO, _load
 
@@ -63,8 +64,9 @@ def test_every_pod_the_bundle_runs_meets_the_baseline(sec: ModuleType, objects) 
         pods += sec.pod_spec_of(obj) is not None
     assert problems == []
     # 12 experiments + 4 smoke + 1 warm-start experiment + 2 DDP replicas + warm-cache Job
-    # + 2 suggestion Deployments
-    assert pods == 22
+    # + 2 suggestion Deployments (registered entries) + 2 more (optional standalone katib-config)
+    # + the katib-config registration Job
+    assert pods == 25
 
 
 def test_no_secrets_nothing_cluster_wide_and_rbac_only_for_warm_start(objects) -> None:
@@ -72,10 +74,19 @@ def test_no_secrets_nothing_cluster_wide_and_rbac_only_for_warm_start(objects) -
     for source, obj in objects:
         by_kind.setdefault(obj["kind"], set()).add(source)
     assert not by_kind.keys() & {"Secret", "ClusterRole", "ClusterRoleBinding"}
-    # The default install (kubectl apply -f manifests/) grants nothing; only the optional warm start does.
-    assert by_kind["Role"] == by_kind["RoleBinding"] == {"optional/warm-start/10-rbac.yaml"}
+    # The default install (kubectl apply -f manifests/) grants only the registration Job its get/update
+    # of katib-config; the suggestion pods get rights only from the optional warm start.
+    assert (
+        by_kind["Role"]
+        == by_kind["RoleBinding"]
+        == {
+            "10-katib-registration.yaml",
+            "optional/warm-start/10-rbac.yaml",
+        }
+    )
     assert by_kind["ServiceAccount"] == {
         "05-suggestion-serviceaccount.yaml",
+        "10-katib-registration.yaml",
         "optional/smoke-cpu/05-suggestion-serviceaccount.yaml",
     }
 
@@ -172,3 +183,31 @@ def test_checkov_finds_nothing_beyond_the_accepted_exceptions(sec: ModuleType, t
     assert report["summary"]["passed"] > 1000  # it really scanned every object
     scanned = {c["resource"].split(".")[0] for c in report["results"]["passed_checks"]}
     assert {"Deployment", "Job", "Pod", "ConfigMap", "Role", "RoleBinding", "ServiceAccount"} <= scanned
+
+
+def _registration_rbac() -> dict[str, dict]:
+    docs = yaml.safe_load_all((MANIFESTS / "10-katib-registration.yaml").read_text())
+    return {d["kind"]: d for d in docs if d and d["kind"] in ("Role", "RoleBinding")}
+
+
+def test_the_registration_may_only_get_and_update_katib_config(sec: ModuleType) -> None:
+    rbac = _registration_rbac()
+    assert sec.rbac_problems(rbac["Role"], "r") == sec.rbac_problems(rbac["RoleBinding"], "b") == []
+    (rule,) = rbac["Role"]["rules"]
+    assert (rule["resources"], rule["resourceNames"], rule["verbs"]) == (
+        ["configmaps"], ["katib-config"], ["get", "update"])  # fmt: skip
+    every = copy.deepcopy(rbac["Role"])
+    del every["rules"][0]["resourceNames"]
+    assert any(
+        "of every name; only resourceNames ['katib-config']" in p for p in sec.rbac_problems(every, "r")
+    )
+    other = copy.deepcopy(rbac["Role"])
+    other["rules"][0]["resourceNames"] = ["katib-config", "kube-root-ca.crt"]
+    assert any("only resourceNames ['katib-config']" in p for p in sec.rbac_problems(other, "r"))
+    delete = copy.deepcopy(rbac["Role"])
+    delete["rules"][0]["verbs"].append("delete")
+    assert any("grants ['delete'] on /configmaps" in p for p in sec.rbac_problems(delete, "r"))
+    # the cross-namespace binding is allowed for that one account only
+    stranger = copy.deepcopy(rbac["RoleBinding"])
+    stranger["subjects"][0]["name"] = "katib-surrogate-suggestion"
+    assert any("is not in the binding's namespace 'kubeflow'" in p for p in sec.rbac_problems(stranger, "b"))

@@ -21,8 +21,9 @@ ALL_FILES = [
 
 def test_every_manifest_is_checked(val) -> None:
     assert val.default_paths() == ALL_FILES
-    # 4 applied + 12 Experiments; optional: 6 smoke-cpu, 2 warm-start, DDP, NetworkPolicy, PodMonitors
-    assert len(ALL_FILES) == 27
+    # 4 applied + 12 Experiments; optional: 6 smoke-cpu, 2 warm-start, DDP, NetworkPolicy, PodMonitors,
+    # the standalone katib-config
+    assert len(ALL_FILES) == 28
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(MANIFESTS)))
@@ -301,7 +302,7 @@ def test_webhook_uses_the_given_katib_config(val, katib_config) -> None:
 
 
 def _configmap() -> dict:
-    return load_one(MANIFESTS / "10-katib-config.yaml")
+    return load_one(MANIFESTS / "optional" / "katib-config-standalone.yaml")
 
 
 def _with_config(mutate: Any) -> dict:
@@ -404,3 +405,73 @@ def test_unknown_kind_is_reported_not_skipped(val, katib_config) -> None:
     assert val.document_problems(doc, katib_config, "w") == [
         "w: no schema for example.com/v1 Widget; add a check to manifests/validate.py"
     ]
+
+
+# --- the katib-config registration (10-katib-registration.yaml) --------------------------------------
+
+
+def _registration() -> list[dict]:
+    return [d for d in yaml.safe_load_all((MANIFESTS / "10-katib-registration.yaml").read_text()) if d]
+
+
+def _registration_problems(val, mutate: Any) -> list[str]:
+    docs = [(d["kind"], d) for d in _registration()]
+    for _kind, doc in docs:
+        mutate(doc)
+    others = [(w, d) for w, d in val.documents(val.default_paths()) if not val.is_registration(d)]
+    return [p for p in val.bundle_problems([*others, *docs], {}) if p.startswith("Job")]
+
+
+REGISTRATION_BREAKS = {
+    "Role without update": (
+        lambda d: d["kind"] == "Role" and d["rules"][0].update(verbs=["get"]),
+        "needs update on configmaps/katib-config in namespace 'kubeflow'",
+    ),
+    "Role for another ConfigMap": (
+        lambda d: d["kind"] == "Role" and d["rules"][0].update(resourceNames=["katib-config-old"]),
+        "needs get on configmaps/katib-config and update on configmaps/katib-config",
+    ),
+    "binding in another namespace": (
+        lambda d: d["kind"] == "RoleBinding" and d["metadata"].update(namespace="katib"),
+        "the bundle grants it nothing",
+    ),
+    "entries from a missing ConfigMap": (
+        lambda d: (
+            d["kind"] == "Job"
+            and d["spec"]["template"]["spec"]["volumes"][0]["configMap"].update(name="nope")
+        ),
+        "--entries /etc/katib-surrogate/suggestions.yaml is not a key of a ConfigMap of the bundle",
+    ),
+    "argument the program rejects": (
+        lambda d: (
+            d["kind"] == "Job" and d["spec"]["template"]["spec"]["containers"][0]["args"].append("--force")
+        ),
+        "are not accepted by suggestion_service.katib_registration",
+    ),
+    "no token": (
+        lambda d: (
+            d["kind"] == "Job" and d["spec"]["template"]["spec"].update(automountServiceAccountToken=False)
+        ),
+        "automountServiceAccountToken is false",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REGISTRATION_BREAKS, ids=list(REGISTRATION_BREAKS))
+def test_registration_job_check_rejects(val, case: str) -> None:
+    assert _registration_problems(val, lambda d: None) == []
+    mutate, expected = REGISTRATION_BREAKS[case]
+    problems = _registration_problems(val, mutate)
+    assert any(expected in p for p in problems), problems
+
+
+def test_registration_entries_check_rejects(val) -> None:
+    (cm,) = [d for d in _registration() if d["kind"] == "ConfigMap"]
+    assert val.registration_entries_problems(cm, "cm") == []
+    entries = yaml.safe_load(cm["data"]["suggestions.yaml"])
+    del entries[1]["resources"]["limits"]["memory"]
+    entries.append({"algorithmName": "random", "image": "x/suggestion:1"})
+    broken = {**cm, "data": {"suggestions.yaml": yaml.safe_dump(entries, sort_keys=False)}}
+    problems = val.registration_entries_problems(broken, "cm")
+    assert any("expected exactly ['surrogate-gp', 'surrogate-rf']" in p for p in problems), problems
+    assert any("resources.limits.cpu and .memory must be explicit" in p for p in problems), problems
