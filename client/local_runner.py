@@ -257,12 +257,16 @@ class LocalRunner:
                     f"local runs support {', '.join(LOCAL_ALGORITHMS)} (filter with --algorithm)"
                 )
         from client.local_priors import LocalStorePriorSource, order_for_warm_start
+        from suggestion_service.prior_fetch import ANY_NAMESPACE
         from suggestion_service.proto import api_pb2_grpc
         from suggestion_service.server import start_server
 
         definitions = order_for_warm_start(definitions, self._stored, str(self.store.path))
         prior_source = LocalStorePriorSource(self.store)
-        server = start_server(host="127.0.0.1", port=0, prior_source=prior_source)
+        # The local store is the user's own: warm start may name any of its namespaces.
+        server = start_server(
+            host="127.0.0.1", port=0, prior_source=prior_source, warm_start_namespaces=[ANY_NAMESPACE]
+        )
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         if self.options.launcher == "warm":
             self.warm = WarmLauncher(self.options.workdir, self.options.preload, log=self.log)

@@ -10,6 +10,7 @@ import sys
 from types import FrameType
 
 from suggestion_service.kube_priors import SOURCE_CHOICES, make_prior_source
+from suggestion_service.prior_fetch import NAMESPACES_FLAG, parse_namespaces
 from suggestion_service.server import (
     DEFAULT_MAX_CONCURRENT_RPCS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -36,6 +37,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid value {value}: expected a positive integer")
     return value
+
+
+def _namespaces(text: str) -> frozenset[str]:
+    try:
+        return parse_namespaces(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         "when running in a pod with a service account, else none)",
     )
     warm.add_argument(
+        NAMESPACES_FLAG,
+        type=_namespaces,
+        default=frozenset(),
+        metavar="NS[,NS...]",
+        help="namespaces besides its own (the pod's: POD_NAMESPACE or the service account's namespace "
+        "file) whose experiments warm_start_experiments may name; '*' = any that RBAC allows "
+        "(default: none). Set by the operator in the algorithm's katib-config entry (args): an "
+        "Experiment cannot set it",
+    )
+    warm.add_argument(
         "--kube-api-url", default=None, help="Kubernetes API URL instead of the in-cluster one (testing)"
     )
     warm.add_argument("--kube-token-file", default=None, help="bearer token file for --kube-api-url")
@@ -121,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             max_concurrent_rpcs=args.max_concurrent_rpcs,
             max_message_bytes=args.max_message_bytes,
             prior_source=prior_source,
+            warm_start_namespaces=args.warm_start_namespaces,
         )
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

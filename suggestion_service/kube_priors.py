@@ -17,6 +17,11 @@ Each trial's metric values are picked like Katib's controller does before it sen
 suggestion service: ``min``/``max`` per the experiment's ``metricStrategies`` (defaulted to max when
 maximizing, min when minimizing), falling back to ``latest`` when that is unavailable.
 
+Time: each request times out after ``timeout_s`` (10 s) and a whole fetch after ``deadline_s`` (25 s);
+``fetch_within(namespace, name, seconds)`` (``priors.BoundedPriorSource``, what the service calls with
+the time left to the call's deadline) lowers that to ``seconds``, and every request's timeout is the
+smaller of ``timeout_s`` and the time left, so no fetch outlives the call.
+
 HTTP errors: 404 -> ``PriorNotFound``; 403 (and 401 after re-reading the token once) ->
 ``PriorForbidden`` naming the missing verb and resource and pointing at the optional RBAC; 429, 5xx,
 timeouts, connection errors and unreadable answers -> ``PriorUnavailable``.
@@ -222,13 +227,19 @@ class KubernetesPriorSource:
             return token
         return self.token
 
-    def _get(self, path: str, query: Mapping[str, str], what: str, deadline: float) -> dict[str, Any]:
-        """GET a JSON object; errors mapped to PriorError subclasses (one retry on 401 with a re-read token)."""
+    def _get(
+        self, path: str, query: Mapping[str, str], what: str, deadline: float, budget_s: float
+    ) -> dict[str, Any]:
+        """GET a JSON object by ``deadline`` (this source's clock; ``budget_s``: the fetch's whole time,
+        for the message); errors mapped to PriorError subclasses (one retry on 401 with a re-read token)."""
         url = self.api_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         for attempt in (1, 2):
             left = deadline - self._clock()
             if left <= 0:
-                raise PriorUnavailable(f"reading {what} took longer than {self.deadline_s:g} s")
+                raise PriorUnavailable(
+                    f"reading {what} did not finish within {budget_s:g} s (the time one fetch may take: "
+                    f"at most {self.deadline_s:g} s, and no longer than the call has left)"
+                )
             request = urllib.request.Request(url, headers={"Accept": "application/json"})
             bearer = self._bearer()
             if bearer:
@@ -283,8 +294,15 @@ class KubernetesPriorSource:
 
     # ---- PriorSource --------------------------------------------------------------------------------
     def fetch(self, namespace: str, name: str) -> PriorExperiment:
-        """The experiment ``namespace/name`` with all its trials (see the module docstring)."""
-        deadline = self._clock() + self.deadline_s
+        """The experiment ``namespace/name`` with all its trials (see the module docstring), within
+        ``deadline_s``."""
+        return self.fetch_within(namespace, name, self.deadline_s)
+
+    def fetch_within(self, namespace: str, name: str, seconds: float) -> PriorExperiment:
+        """As ``fetch``, but within ``min(seconds, deadline_s)``: every request's timeout is bounded by
+        the time left, and ``PriorUnavailable`` once it is spent."""
+        budget_s = min(seconds, self.deadline_s)
+        deadline = self._clock() + budget_s
         quoted_ns, quoted_name = urllib.parse.quote(namespace, safe=""), urllib.parse.quote(name, safe="")
         ref = f"{namespace}/{name}"
         experiment = self._get(
@@ -292,6 +310,7 @@ class KubernetesPriorSource:
             {},
             f"experiment {ref}",
             deadline,
+            budget_s,
         )
         objective = _mapping(_mapping(experiment.get("spec")).get("objective"))
         metric = str(objective.get("objectiveMetricName") or "")
@@ -306,7 +325,11 @@ class KubernetesPriorSource:
         query = {"labelSelector": f"{EXPERIMENT_LABEL}={name}", "limit": str(self.page_size)}
         for _ in range(MAX_PAGES):
             page = self._get(
-                f"{API_PREFIX}/namespaces/{quoted_ns}/trials", query, f"trials of experiment {ref}", deadline
+                f"{API_PREFIX}/namespaces/{quoted_ns}/trials",
+                query,
+                f"trials of experiment {ref}",
+                deadline,
+                budget_s,
             )
             items = page.get("items")
             if not isinstance(items, list):

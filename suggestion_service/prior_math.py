@@ -46,8 +46,9 @@ class PriorStats:
     outside: list[str] = field(default_factory=list)  # examples of values outside the space
     n_outside: int = 0
 
-    def describe(self) -> str:
-        """One log line: ``used 10 of 14 trials; dropped: 2 not succeeded, ...``."""
+    def describe(self, examples: bool = True) -> str:
+        """One log line: ``used 10 of 14 trials; dropped: 2 not succeeded, ...``; ``examples``: with
+        examples of the values outside this space (prior data: for the log, never an error message)."""
         reasons = []
         if self.not_succeeded:
             reasons.append(f"{self.not_succeeded} not succeeded")
@@ -57,9 +58,8 @@ class PriorStats:
             names = ", ".join(f"{k!r} ({v})" for k, v in sorted(self.missing.items()))
             reasons.append(f"{sum(self.missing.values())} missing a parameter of this experiment: {names}")
         if self.n_outside:
-            reasons.append(
-                f"{self.n_outside} with a value outside this search space (e.g. {'; '.join(self.outside)})"
-            )
+            shown = f" (e.g. {'; '.join(self.outside)})" if examples and self.outside else ""
+            reasons.append(f"{self.n_outside} with a value outside this search space{shown}")
         if self.capped:
             reasons.append(f"{self.capped} over warm_start_max_trials")
         text = f"warm start from {self.ref}: using {self.used} of {self.total} trials"
@@ -120,7 +120,7 @@ def _usable_rows(
             continue
         try:
             raw = space.raw({k: v for k, v in trial.assignment.items() if k in names})
-        except ValueError as exc:
+        except (ValueError, ArithmeticError) as exc:  # e.g. decimal.Overflow on an absurd number
             stats.n_outside += 1
             if len(stats.outside) < _EXAMPLES_PER_REASON:
                 stats.outside.append(str(exc))
@@ -241,12 +241,15 @@ def drop_unrelated(data: PriorData, X_own: np.ndarray, own_losses: np.ndarray) -
 
 def check_usable(data: PriorData) -> None:
     """InvalidArgument when a prior experiment has finished trials with an objective value but none of
-    them fits this search space (a renamed parameter or a different space: surely a mistake)."""
+    them fits this search space (a renamed parameter or a different space: surely a mistake). The
+    message names the experiment, counts and this experiment's parameter names, never a prior's
+    parameter or metric values (it reaches this Experiment's status; the prior may be another
+    namespace's)."""
     for st in data.stats:
         fitting_candidates = st.total - st.not_succeeded - st.no_objective
         if fitting_candidates > 0 and st.used == 0:
             raise InvalidArgument(
                 f"setting warm_start_experiments: none of the {fitting_candidates} succeeded trials of "
-                f"experiment {st.ref} fits this search space; {st.describe()}. Warm start matches "
-                "parameters by name and needs every parameter of this experiment in the prior trials"
+                f"experiment {st.ref} fits this search space; {st.describe(examples=False)}. Warm start "
+                "matches parameters by name and needs every parameter of this experiment in the prior trials"
             )

@@ -8,6 +8,8 @@ sees this interface, so the model code does not know or care where the trials we
 
 Sources raise ``PriorNotFound`` (no such experiment), ``PriorForbidden`` (the service account may not
 read it: say which RBAC rule is missing) or ``PriorUnavailable`` (a transient failure worth retrying).
+A source that reads over the network also implements ``BoundedPriorSource``: the service then gives
+each fetch the time left to the call's deadline, so no fetch runs past it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 #: Mounted in every pod that has a service account: ``namespace``, ``token``, ``ca.crt``.
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -92,6 +94,20 @@ class PriorSource(Protocol):
 
     def fetch(self, namespace: str, name: str) -> PriorExperiment:
         """The experiment ``namespace/name`` with its trials; raises a ``PriorError`` subclass."""
+        ...
+
+
+@runtime_checkable
+class BoundedPriorSource(Protocol):
+    """A ``PriorSource`` whose fetch can be bounded in time (the Kubernetes source)."""
+
+    def fetch(self, namespace: str, name: str) -> PriorExperiment:
+        """As ``PriorSource.fetch``, within the source's own time limit."""
+        ...
+
+    def fetch_within(self, namespace: str, name: str, seconds: float) -> PriorExperiment:
+        """As ``fetch``, but giving up (``PriorUnavailable``) after at most ``seconds`` (and at most the
+        source's own limit), however slow the reads."""
         ...
 
 

@@ -24,6 +24,7 @@ prior cache) and a :class:`~suggestion_service.deadline.Deadline` built from the
 batch still being picked then is completed from the candidate pool and answered in time, and no
 further warm-start experiment is read. Katib rejects a reply with fewer assignments than requested,
 and on DEADLINE_EXCEEDED it resends the same request, which would run out of time again.
+``ValidateAlgorithmSettings`` also has its own budget, :data:`VALIDATE_BUDGET_S`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -61,6 +62,13 @@ DEFAULT_MAX_CONCURRENT_RPCS = 32
 DEFAULT_WORKERS = 4
 #: Time kept back from the client's deadline for completing the batch, the reply and the network.
 REPLY_MARGIN_S = 5.0
+#: ValidateAlgorithmSettings' own budget (seconds), on top of the client's deadline less the margin.
+#: Katib calls it under one 60 s context for all attempts of its retry interceptor (grpc_retry: up to
+#: 10 attempts, 3 s apart, retrying UNAVAILABLE: suggestionclient.go, consts.DefaultGRPCRetry*), and
+#: takes DEADLINE_EXCEEDED as *valid*. 25 s per attempt leaves an attempt that ran out of time reading
+#: warm-start experiments (UNAVAILABLE) room for a second one of 25 s in the same context, which goes on
+#: from the prior cache; without a client deadline (grpcurl) validation still ends.
+VALIDATE_BUDGET_S = 25.0
 
 _T = TypeVar("_T")
 _SERVICE_NAME = "api.v1.beta1.Suggestion"
@@ -100,17 +108,29 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         prior_source: PriorSource | None = None,
         warm_start: WarmStart | None = None,
         parts: SearchParts = DEFAULT_PARTS,
+        *,
+        warm_start_namespaces: Iterable[str] = (),
+        validate_budget_s: float = VALIDATE_BUDGET_S,
     ) -> None:
-        """``prior_source`` (wrapped in a cached ``WarmStart``) or a ready ``warm_start`` reads the
-        experiments of ``warm_start_experiments``; neither = no source (such settings are rejected).
+        """``prior_source`` (wrapped in a cached ``WarmStart`` that reads the service's own namespace
+        and ``warm_start_namespaces``) or a ready ``warm_start`` reads the experiments of
+        ``warm_start_experiments``; neither = no source (such settings are rejected).
         ``parts``: the surrogate search's model and acquisition (benchmark prototypes pass theirs).
+        ``validate_budget_s``: ValidateAlgorithmSettings' own time limit per call.
         These objects, with ``metrics``, are all the servicer keeps between calls: the warm start's
         prior cache is the only state that outlives one."""
-        if prior_source is not None and warm_start is not None:
-            raise ValueError("give prior_source or warm_start, not both")
+        if warm_start is not None and (prior_source is not None or warm_start_namespaces):
+            raise ValueError("give prior_source (and warm_start_namespaces) or warm_start, not both")
+        if validate_budget_s <= 0:
+            raise ValueError(f"validate_budget_s must be > 0, got {validate_budget_s}")
         self.metrics = metrics or ServiceMetrics()
-        self.warm_start = warm_start if warm_start is not None else WarmStart(prior_source)
+        self.warm_start = (
+            warm_start
+            if warm_start is not None
+            else WarmStart(prior_source, allowed_namespaces=warm_start_namespaces)
+        )
         self.parts = parts
+        self.validate_budget_s = validate_budget_s
 
     def GetSuggestions(  # noqa: N802 (gRPC method name)
         self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
@@ -165,7 +185,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         }
 
         def work() -> api_pb2.ValidateAlgorithmSettingsReply:
-            engine.validate_experiment(request.experiment, self.warm_start, work_deadline(context))
+            deadline = work_deadline(context, self.validate_budget_s)
+            engine.validate_experiment(request.experiment, self.warm_start, deadline)
             return api_pb2.ValidateAlgorithmSettingsReply()
 
         return self._answer("ValidateAlgorithmSettings", algorithm, context, details, work)
@@ -222,13 +243,14 @@ def reply_margin(remaining: float) -> float:
     return min(REPLY_MARGIN_S, 0.1 * remaining)
 
 
-def work_deadline(context: grpc.ServicerContext) -> Deadline:
+def work_deadline(context: grpc.ServicerContext, budget_s: float | None = None) -> Deadline:
     """The ``Deadline`` by which the engine should have its answer: the client's deadline less
-    ``reply_margin``; ``NO_DEADLINE`` when the client set none."""
+    ``reply_margin``, and at most ``budget_s`` from now; ``NO_DEADLINE`` when neither is set."""
+    limits = [] if budget_s is None else [budget_s]
     remaining = context.time_remaining()
-    if remaining is None or not math.isfinite(remaining) or remaining > 1e8:  # no deadline set
-        return NO_DEADLINE
-    return Deadline.after(max(0.0, remaining - reply_margin(remaining)))
+    if remaining is not None and math.isfinite(remaining) and remaining <= 1e8:  # a client deadline
+        limits.append(remaining - reply_margin(remaining))
+    return Deadline.after(max(0.0, min(limits))) if limits else NO_DEADLINE
 
 
 def describe_source(source: PriorSource) -> str:
@@ -299,6 +321,7 @@ def start_server(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     prior_source: PriorSource | None = None,
     parts: SearchParts = DEFAULT_PARTS,
+    warm_start_namespaces: Iterable[str] = (),
 ) -> RunningServer:
     """Start the Suggestion + Health gRPC server (and optionally ``/metrics``) in background threads.
 
@@ -306,8 +329,10 @@ def start_server(
     get RESOURCE_EXHAUSTED; messages over ``max_message_bytes`` are refused by gRPC.
     ``prior_source`` supplies the experiments named by the ``warm_start_experiments`` setting
     (see :mod:`suggestion_service.priors`); None = automatic: the Kubernetes API when running in a pod,
-    otherwise none (warm-start settings are then an INVALID_ARGUMENT saying so). ``parts``: the
-    surrogate search's model and acquisition (the service's own; benchmark prototypes pass theirs).
+    otherwise none (warm-start settings are then an INVALID_ARGUMENT saying so). Warm start reads the
+    service's own namespace and ``warm_start_namespaces`` (``prior_fetch.ANY_NAMESPACE``: all; the
+    operator's ``--warm-start-namespaces``). ``parts``: the surrogate search's model and acquisition
+    (the service's own; benchmark prototypes pass theirs).
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -327,7 +352,10 @@ def start_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    add_suggestion_servicer(SuggestionServicer(metrics, prior_source, parts=parts), server)
+    servicer = SuggestionServicer(
+        metrics, prior_source, parts=parts, warm_start_namespaces=warm_start_namespaces
+    )
+    add_suggestion_servicer(servicer, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -342,10 +370,11 @@ def start_server(
     for name in HEALTH_SERVICE_NAMES:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
-        "serving api.v1.beta1.Suggestion on %s:%d (metrics: %s; warm-start source: %s)",
+        "serving api.v1.beta1.Suggestion on %s:%d (metrics: %s; warm-start source: %s, namespaces: %s)",
         host,
         bound,
         f":{metrics_port}/metrics" if metrics_port is not None else "off",
         describe_source(prior_source),
+        ", ".join([servicer.warm_start.namespace, *sorted(servicer.warm_start.allowed_namespaces)]),
     )
     return RunningServer(server, bound, health_servicer, metrics, metrics_port, metrics_http)

@@ -218,9 +218,11 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("warm_start_experiments", "str", "(none)",
           f"1-{WARM_START_MAX_EXPERIMENTS} comma-separated `namespace/name` or `name`", _SUR,
           "Warm start: the completed trials of these earlier experiments (same objective metric and "
-          "direction; `name` alone = the suggestion pod's namespace) join the model as prior "
-          "observations of related tasks. They never count as this experiment's trials. Needs read "
-          "access to Experiments and Trials (manifests/optional/warm-start); see Warm start below.",
+          "direction; `name` alone = the suggestion pod's namespace, the Experiment's) join the model "
+          "as prior observations of related tasks. They never count as this experiment's trials. "
+          "Another namespace only where the operator allows it (service flag "
+          "`--warm-start-namespaces` in the algorithm's katib-config entry). Needs read access to "
+          "Experiments and Trials (manifests/optional/warm-start); see Warm start below.",
           _prior_refs),
     _Spec("warm_start_max_trials", "int", "200", "1 .. 2000", _SUR,
           "At most this many prior trials in all enter the model (each experiment keeps its best half "

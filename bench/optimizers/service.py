@@ -19,6 +19,7 @@ import grpc
 from bench.optimizers.peers import Optimizer, Problem, Suggestion
 from bench.optimizers.spaces import to_proto
 from suggestion_service.bayesopt import DEFAULT_PARTS, SearchParts
+from suggestion_service.prior_fetch import ANY_NAMESPACE
 from suggestion_service.priors import PriorSource
 from suggestion_service.proto import api_pb2, api_pb2_grpc
 from suggestion_service.server import RunningServer, start_server
@@ -63,7 +64,15 @@ class ServiceBackend:
         self._prototype: _Served | None = None
 
     def _start(self, parts: SearchParts) -> _Served:
-        server = start_server("127.0.0.1", 0, workers=2, prior_source=self.prior_source, parts=parts)
+        # The benchmark's priors are its own: warm start may name any namespace.
+        server = start_server(
+            "127.0.0.1",
+            0,
+            workers=2,
+            prior_source=self.prior_source,
+            parts=parts,
+            warm_start_namespaces=[ANY_NAMESPACE],
+        )
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         grpc.channel_ready_future(channel).result(timeout=30)
         return _Served(parts, server, channel, api_pb2_grpc.SuggestionStub(channel))

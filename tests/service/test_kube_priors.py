@@ -218,10 +218,14 @@ def test_in_cluster_and_auto_configuration(tmp_path: Path) -> None:
 
 class RawHTTP:
     """A loopback server that answers every connection with the same raw bytes (a broken proxy or API
-    server: not necessarily valid HTTP)."""
+    server: not necessarily valid HTTP), after holding it until ``release`` is set or ``hold_s`` has
+    passed (0: at once); ``answered`` is set once it has sent an answer."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, hold_s: float = 0.0) -> None:
         self.payload = payload
+        self.hold_s = hold_s
+        self.release = threading.Event()
+        self.answered = threading.Event()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -238,11 +242,21 @@ class RawHTTP:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                conn.recv(65536)
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            if self.hold_s:
+                self.release.wait(self.hold_s)
+            try:
                 conn.sendall(self.payload)
+            except OSError:
+                return
+            self.answered.set()
 
     def close(self) -> None:
+        self.release.set()
         self.sock.close()
 
 

@@ -126,7 +126,7 @@ def test_service_namespace_order(tmp_path) -> None:
 
 
 def test_bare_names_resolve_to_the_own_namespace_and_duplicates_or_self_are_rejected() -> None:
-    ws = warm(prior_experiment(), namespace="default")
+    ws = WarmStart(StaticPriorSource([prior_experiment()]), namespace="default", allowed_namespaces=["other"])
     assert ws.references("mrpc", [PriorRef(None, "sst2"), PriorRef("other", "sst2")]) == [
         ("default", "sst2"),
         ("other", "sst2"),
