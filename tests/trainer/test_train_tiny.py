@@ -52,7 +52,7 @@ def test_tiny_trial_prints_katib_lines(task: str, tmp_path) -> None:
 
 
 def test_absurd_learning_rate_stops_with_a_clear_message(in_process, tmp_path) -> None:
-    run = in_process(trial_args("cifar10", tmp_path, lr="90", epochs=3))
+    run = in_process(trial_args("cifar10", tmp_path, "--fail-on-divergence", lr="90", epochs=3))
     assert run.code == 3, run.err
     assert "training diverged" in run.err and "--learning-rate 90" in run.err
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())

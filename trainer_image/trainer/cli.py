@@ -125,6 +125,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="testing aid: after this epoch save the checkpoint and exit 143 as if preempted",
     )
     run.add_argument(
+        "--fail-on-divergence",
+        action="store_true",
+        help="exit 3 when the loss becomes NaN/inf (default: report chance-level metrics with "
+        "diverged=1 and exit 0, so the trial is a result the optimizer learns from)",
+    )
+    run.add_argument(
         "--dist-timeout",
         type=int_range(10, 86400),
         default=DEFAULT_TIMEOUT_S,

@@ -30,6 +30,7 @@ NOT_IN_FINGERPRINT = (
     "katib_db_manager_address",
     "stop_after_epoch",
     "dist_timeout",
+    "fail_on_divergence",
 )
 
 
@@ -61,6 +62,7 @@ class RunConfig:
     katib_db_manager_address: str
     stop_after_epoch: int | None
     dist_timeout: int = DEFAULT_TIMEOUT_S
+    fail_on_divergence: bool = False
 
     @property
     def spec(self) -> TaskSpec:
@@ -158,4 +160,5 @@ class RunConfig:
             katib_db_manager_address=args.katib_db_manager_address,
             stop_after_epoch=args.stop_after_epoch,
             dist_timeout=getattr(args, "dist_timeout", DEFAULT_TIMEOUT_S),
+            fail_on_divergence=getattr(args, "fail_on_divergence", False),
         )

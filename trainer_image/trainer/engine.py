@@ -22,6 +22,7 @@ from trainer.data import global_batch_at
 from trainer.distributed import Dist, LaunchError, dist_env, rank_from_env
 from trainer.errors import (
     EXIT_BAD_ARGS,
+    EXIT_NON_FINITE_LOSS,
     CheckpointError,
     NonFiniteLossError,
     OutOfMemoryError,
@@ -29,7 +30,7 @@ from trainer.errors import (
     TrainerError,
 )
 from trainer.gpu_meter import GpuMeter, meter_for_torch_device
-from trainer.katib_metrics import metric_names_for_task
+from trainer.katib_metrics import DIVERGED_METRIC, chance_metrics, metric_names_for_task
 from trainer.optim import lr_lambda
 from trainer.parallel import (
     check_batch_split,
@@ -156,6 +157,7 @@ class Trial:
         self.start_epoch, self.start_step = 0, 0
         self.partial_loss, self.partial_count = 0.0, 0
         self.check_every = 25 if device.type == "cuda" else 1
+        self.diverged: str | None = None  # why the run diverged, when it reported instead of failing
 
     # -- checkpoints -------------------------------------------------------------------------------
     def costs(self) -> dict[str, float]:
@@ -194,6 +196,7 @@ class Trial:
             "scheduler": self.scheduler.state_dict(),
             "rng": rngs[0],
             "history": self.history,
+            "history_times": list(self.reporter.epoch_times),
             "costs": costs,
             "partial": {"loss_sum": loss_total, "count": int(count_total)},
             "steps_per_epoch": self.task.steps_per_epoch,
@@ -282,7 +285,7 @@ class Trial:
         if self.dist.is_main:  # the saved partial loss is the sum over ranks: count it once
             self.partial_loss = float(partial.get("loss_sum", 0.0))
             self.partial_count = int(partial.get("count", 0))
-        self.reporter.replay(self.history)
+        self.reporter.replay(self.history, list(state.get("history_times", [])))
         log(
             f"resuming from {checkpoint_path(self.cfg.checkpoint_dir)}: {len(self.history)} of "
             f"{self.cfg.num_epochs} epochs done, continuing at epoch {self.start_epoch + 1} step {self.start_step}"
@@ -357,7 +360,12 @@ class Trial:
             window_samples += n
             local_stop = not self.dist.enabled and self.stop.requested
             if step % self.check_every == 0 or local_stop:
-                if self._poll(loss_sum, epoch, step):
+                try:
+                    stop = self._poll(loss_sum, epoch, step)
+                except NonFiniteLossError:
+                    self._sync_time(began)  # the diverged run's train_seconds include this epoch
+                    raise
+                if stop:
                     self._sync_time(began)
                     raise self._preempt(epoch, step, float(loss_sum), count, "received SIGTERM")
                 now = time.monotonic()
@@ -394,7 +402,50 @@ class Trial:
         return self.dist.max([float(self.stop.requested)])[0] > 0
 
     def run(self) -> dict[str, float | int]:
-        """Train the remaining epochs, report each, and return the final metrics."""
+        """Train the remaining epochs, report each, and return the final metrics.
+
+        A divergence (NaN/inf loss or validation metric) is a result, not an infrastructure failure:
+        unless ``--fail-on-divergence``, the final metrics are chance level with ``diverged=1`` and
+        ``self.diverged`` holds the reason (see ``diverged_result``).
+        """
+        try:
+            return self._run_epochs()
+        except NonFiniteLossError as exc:
+            if self.cfg.fail_on_divergence:
+                raise
+            return self.diverged_result(str(exc))
+
+    def diverged_result(self, reason: str) -> dict[str, float | int]:
+        """Final metrics of a diverged run: chance-level quality, the costs so far, ``diverged=1``.
+
+        Why exit 0: a trial that exits non-zero fails its Job (podFailurePolicy FailJob), Katib marks
+        the Trial Failed (``pkg/controller.v1beta1/trial``: the Job's Failed condition) and counts it
+        against ``maxFailedTrialCount`` (``experiment/util/status_util.go``), so a few too-high
+        learning rates could fail a whole Experiment, while the suggestion service never learns from
+        a failed trial. Reported, the configuration is an ordinary Succeeded trial at chance level.
+        The epoch lines printed before the divergence stay in the log (a ``max`` strategy still sees
+        them); the final line, which ``latest`` picks, describes the diverged model. Collective under
+        torchrun: every rank raises the divergence at the same step.
+        """
+        self.diverged = reason
+        log(
+            f"{reason}; reporting chance-level metrics with {DIVERGED_METRIC}=1 and exiting 0 "
+            f"(--fail-on-divergence exits {EXIT_NON_FINITE_LOSS} instead)"
+        )
+        return {**chance_metrics(self.cfg.task), **self.cost_metrics(), DIVERGED_METRIC: 1}
+
+    def cost_metrics(self) -> dict[str, float]:
+        """The final line's cost metrics over this and earlier runs (collective, see ``costs``)."""
+        costs = self.costs()
+        seconds = costs["train_seconds"]
+        return {
+            "gpu_seconds": costs["gpu_seconds"],
+            "train_seconds": seconds,
+            "gpu_energy_j": costs["gpu_energy_j"],
+            "samples_per_second": costs["samples"] / seconds if seconds else 0.0,
+        }
+
+    def _run_epochs(self) -> dict[str, float | int]:
         cfg = self.cfg
         for epoch in range(self.start_epoch, cfg.num_epochs):
             first_step = self.start_step if epoch == self.start_epoch else 0
@@ -418,19 +469,9 @@ class Trial:
                 error.collective = self.dist.enabled
                 raise error
         last = self.history[-1]
-        costs = self.costs()
         names = metric_names_for_task(cfg.task)
         final: dict[str, float | int] = {name: last[name] for name in names if name in last}
-        final.update(
-            {
-                "gpu_seconds": costs["gpu_seconds"],
-                "train_seconds": costs["train_seconds"],
-                "gpu_energy_j": costs["gpu_energy_j"],
-                "samples_per_second": costs["samples"] / costs["train_seconds"]
-                if costs["train_seconds"]
-                else 0.0,
-            }
-        )
+        final.update(self.cost_metrics())
         return final
 
 
@@ -578,7 +619,10 @@ def _train(cfg: RunConfig, device: torch.device, dist: Dist) -> int:
             if _is_oom(exc):
                 raise _oom_error(cfg, exc, dist.world_size) from exc
             raise
-        reporter.finish(final)
+        if trial.diverged is not None:
+            reporter.finish(final, status="diverged", message=trial.diverged)
+        else:
+            reporter.finish(final)
         return 0
     except TrainerError as exc:
         status = "preempted" if isinstance(exc, PreemptedError) else "failed"

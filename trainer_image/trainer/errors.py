@@ -12,6 +12,18 @@ EXIT_BAD_CHECKPOINT = 6
 EXIT_METRICS_PUSH = 7
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process killed by SIGTERM
 
+#: Exit codes that a retry of the same command on the same kind of node reproduces: the trial Jobs'
+#: podFailurePolicy fails the Job (and so the Trial) at once for these instead of retrying them
+#: (manifests/templates/fragments/job-policy.yaml.tmpl). Retried: EXIT_PREEMPTED (a checkpoint was
+#: saved), EXIT_UNEXPECTED (may be a node or network fault) and EXIT_METRICS_PUSH (network).
+DETERMINISTIC_EXIT_CODES = (
+    EXIT_BAD_ARGS,
+    EXIT_NON_FINITE_LOSS,
+    EXIT_OUT_OF_MEMORY,
+    EXIT_MISSING_CACHE,
+    EXIT_BAD_CHECKPOINT,
+)
+
 
 class TrainerError(Exception):
     """Base class: ``exit_code`` is what the process returns, ``str(self)`` what it prints.

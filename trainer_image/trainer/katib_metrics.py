@@ -36,6 +36,9 @@ TEXT_TASKS = task_names("text")
 VISION_TASKS = task_names("vision")
 TASKS = task_names()
 STRATEGIES = ("min", "max", "latest")
+# Printed as ``diverged=1`` on the final line of a trial whose loss became NaN/inf (and nowhere else);
+# collect it with additionalMetricNames + metricStrategies ``max`` to see it in Katib.
+DIVERGED_METRIC = "diverged"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 # Go's time.RFC3339Nano layout as time.Parse accepts it: fraction optional, Z or a numeric offset.
@@ -58,6 +61,19 @@ def metric_names_for_task(task: str) -> list[str]:
     """Names of the metrics on the trainer's final line for registered ``task`` (objective first)."""
     quality = get_task(task).quality_metrics
     return [OBJECTIVE_METRIC, *quality, EVAL_LOSS, *COST_METRICS, SAMPLES_PER_SECOND]
+
+
+def chance_metrics(task: str) -> dict[str, float]:
+    """The quality metrics of a model whose outputs carry no information (uniform over the k labels).
+
+    What a diverged trial reports (see ``DIVERGED_METRIC``): accuracy 1/k, top-5 accuracy min(5, k)/k
+    and ``eval_loss`` ln k (the cross-entropy of uniform probabilities). F1 depends on the split's
+    positive rate, so it has no data-free chance value and is left out.
+    """
+    spec = get_task(task)
+    k = spec.num_labels
+    values = {OBJECTIVE_METRIC: 1.0 / k, "top5_accuracy": min(5, k) / k, EVAL_LOSS: math.log(k)}
+    return {name: value for name, value in values.items() if name in metric_names_for_task(task)}
 
 
 def format_value(value: float | int) -> str:
