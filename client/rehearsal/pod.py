@@ -301,16 +301,18 @@ def run_pod(spec: Mapping[str, Any], setup: PodSetup) -> PodOutcome:
     if setup.collector is not None:
         metrics = paths.host(setup.collector.path)
     preempted = deadline = False
-    while process.poll() is None:
-        if setup.deadline is not None and time.monotonic() >= setup.deadline:
-            deadline = True
-        elif setup.preempt is not None and setup.preempt(metrics):
-            preempted = True
-        if preempted or deadline:
-            _stop(process, grace)
-            break
-        time.sleep(0.05)
-    kill_session(process.pid)
+    try:
+        while process.poll() is None:
+            if setup.deadline is not None and time.monotonic() >= setup.deadline:
+                deadline = True
+            elif setup.preempt is not None and setup.preempt(metrics):
+                preempted = True
+            if preempted or deadline:
+                _stop(process, grace)
+                break
+            time.sleep(0.05)
+    finally:  # also when the rehearsal is interrupted: no pod outlives it
+        kill_session(process.pid)
     code = _exit_code(process.wait())
     conditions = {DISRUPTION_TARGET: "True"} if preempted else {}
     codes = {main_name: code}
