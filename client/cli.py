@@ -266,6 +266,10 @@ def _check_flags(args: argparse.Namespace) -> None:
                 "--preload configures the warm launcher; it cannot be used with --launcher subprocess"
             )
         _preload_list(args.preload)
+        if args.output:
+            from client.report import check_output_dir
+
+            check_output_dir(args.output)  # before any run or API call, not after the table
 
 
 def _local_experiments(args: argparse.Namespace) -> Callable[[], list[Experiment]]:
@@ -430,6 +434,14 @@ def _run_local(args: argparse.Namespace, console: Console) -> list[str]:
         preload=_preload_list(args.preload),
     )
     store = LocalStore(args.store)
+    if not console.is_terminal:  # CI logs, pipes: plain lines instead of a live bar that never prints
+        try:
+            LocalRunner(store, options, on_progress=PlainProgress(console), log=console.print).run(
+                definitions
+            )
+        finally:
+            store.close()
+        return [d.name for d in definitions]
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -457,6 +469,29 @@ def _run_local(args: argparse.Namespace, console: Console) -> list[str]:
             f"Note: --max-trials {args.max_trials} capped every experiment's maxTrialCount in this run."
         )
     return [d.name for d in definitions]
+
+
+class PlainProgress:
+    """Progress as plain lines, for output that is not a terminal: one line each time an experiment's
+    count of finished trials changes (so one per finished trial), with the time since the run began."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.clock = clock
+        self.started = clock()
+        self.last: dict[str, int] = {}
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        """The runner's ``on_progress`` callback."""
+        if self.last.get(name) == done:
+            return
+        self.last[name] = done
+        elapsed = int(self.clock() - self.started)
+        self.console.print(
+            f"[{elapsed // 60:d}:{elapsed % 60:02d}] {name}: {done}/{total} trials finished",
+            markup=False,
+            highlight=False,
+        )
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from client.aggregate import Comparison, ExperimentSummary, summarize
+from client.errors import UsageError
 from client.model import Experiment, utcnow
 
 DASH = "-"
@@ -296,6 +298,23 @@ def comparison_json(comparison: Comparison) -> str:
     data = comparison.to_dict()
     data["cost_sources"] = _cost_sources(comparison)
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def check_output_dir(output: str | Path) -> Path:
+    """Create ``output`` and prove a file can be written there, before any work starts.
+
+    Raises UsageError (exit 2, like a bad flag) with one line naming the folder and the cause.
+    """
+    out = Path(output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"--output {output}: cannot write there ({err.strerror or err}); choose a folder you can write to"
+        ) from None
+    return out
 
 
 def write_reports(comparison: Comparison, output: str | Path) -> list[Path]:

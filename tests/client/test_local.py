@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -389,3 +390,25 @@ def test_raising_the_budget_continues_a_finished_experiment(tmp_path: Path, mani
     after = stored(tmp_path, "toy-grid")
     assert len(after) == 3 and {t["name"]: t["completion_time"] for t in after[:2]} == first
     assert len({t["parameters"] for t in after}) == 3  # grid: a new configuration, not a repeat
+
+
+def test_unwritable_output_fails_before_any_work(
+    tmp_path: Path, manifests: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, out = run_local(tmp_path, manifests, "--output", str(blocker / "out"))
+    err = capsys.readouterr().err
+    assert code == 2 and out == ""  # no table, no progress: nothing ran
+    assert err.count("\n") == 1 and err.startswith(f"error: --output {blocker / 'out'}: cannot write there (")
+    assert "Traceback" not in err and not (tmp_path / "store.sqlite").exists()
+
+
+def test_a_run_without_a_terminal_prints_a_line_as_trials_finish(tmp_path: Path, manifests: Path) -> None:
+    code, out = run_local(tmp_path, manifests, "--experiment", "toy-grid")
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if "trials finished" in line]
+    counts = [int(re.search(r"toy-grid: (\d)/4 trials finished$", line)[1]) for line in lines]
+    # a line whenever the count of finished trials changes (trials running in parallel may end together)
+    assert counts[0] == 0 and counts[-1] == 4 and counts == sorted(set(counts)), lines
+    assert all(re.match(r"^\[\d+:\d\d\] ", line) for line in lines)
