@@ -20,8 +20,11 @@ every row is used, so small histories are fitted exactly as before.
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 _PROJECTED_WIDTH = 32
+#: Chosen rows per block of the initial distance computation (bounds its memory: rows x 256 doubles).
+_CHUNK = 256
 
 
 def _spread(X: np.ndarray, chosen: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
@@ -33,13 +36,14 @@ def _spread(X: np.ndarray, chosen: np.ndarray, candidates: np.ndarray, k: int) -
         X = X @ projection / np.sqrt(_PROJECTED_WIDTH)
     C = X[candidates]
     min_d = np.full(len(C), np.inf)
-    for row in X[chosen]:
-        np.minimum(min_d, np.sum((C - row) ** 2, axis=1), out=min_d)
+    for start in range(0, len(chosen), _CHUNK):  # distances to the chosen rows, a block at a time
+        block = cdist(C, X[chosen[start : start + _CHUNK]], "sqeuclidean")
+        np.minimum(min_d, block.min(axis=1), out=min_d)
     picked: list[int] = []
     for _ in range(min(k, len(C))):
         j = int(np.argmax(min_d))  # the first of equals: deterministic
         picked.append(j)
-        np.minimum(min_d, np.sum((C - C[j]) ** 2, axis=1), out=min_d)
+        np.minimum(min_d, cdist(C, C[j : j + 1], "sqeuclidean")[:, 0], out=min_d)
         min_d[j] = -1.0
     return candidates[np.asarray(picked, dtype=np.int64)]
 

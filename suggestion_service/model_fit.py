@@ -33,8 +33,9 @@ from suggestion_service.surrogates import ForestSurrogate, GPSurrogate, Surrogat
 
 #: Most own fit rows per surrogate (above: ``fit_subset.select_rows``). The GP's cost is cubic in its
 #: rows (10,000 rows: 45 s and 3 GiB per call; 1,000: about 2 s per call at 10,000 trials); the
-#: forest's is n log n per tree (10,000 rows x 64 trees: about 6 s on 2 cores, 5,000: half).
-MAX_FIT_ROWS: dict[str, int] = {"surrogate-gp": 1000, "surrogate-rf": 5000}
+#: forest's is n log n per tree (5,000 rows x 64 trees: about 4 s on 2 cores; 2,000: about 1.5 s, which
+#: keeps a 10,000-trial call under the 5 s target with history parsing and the subset choice included).
+MAX_FIT_ROWS: dict[str, int] = {"surrogate-gp": 1000, "surrogate-rf": 2000}
 #: With less time than this left before the call's deadline, the GP's optimiser gets at most
 #: ``SHORT_TIME_RESTARTS`` restarts (the default setting's: a late reply still has the usual model).
 FIT_RESERVE_SECONDS = 5.0

@@ -19,7 +19,11 @@ class ServiceProcess:
     """``python -m suggestion_service --port 0`` with the bound ports read from its first stdout line."""
 
     def __init__(
-        self, *extra_args: str, metrics: bool = False, log_level: str = "INFO", env: dict[str, str] | None = None
+        self,
+        *extra_args: str,
+        metrics: bool = False,
+        log_level: str = "INFO",
+        env: dict[str, str] | None = None,
     ) -> None:
         """``env``: variables laid over this process's environment (e.g. a katib-config entry's env)."""
         argv = [sys.executable, "-m", "suggestion_service", "--host", "127.0.0.1", "--port", "0"]
