@@ -244,12 +244,18 @@ def _start(argv: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> sub
         )  # fmt: skip
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM to the main process, SIGKILL to the container after ``grace`` seconds (or once it ended)."""
+def _stop(
+    process: subprocess.Popen[bytes], grace: float, hook: Callable[[float], None] | None = None
+) -> None:
+    """The kubelet's stop: the preStop hook (``hook(seconds left)``), then SIGTERM to the main process,
+    then SIGKILL to the container once ``grace`` seconds have passed (or once the main process ended)."""
+    end = time.monotonic() + grace
+    if hook is not None and process.poll() is None:
+        hook(grace)
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
+            process.wait(timeout=max(0.0, end - time.monotonic()))
     kill_session(process.pid)
     process.wait()
 
@@ -297,6 +303,7 @@ def run_pod(spec: Mapping[str, Any], setup: PodSetup) -> PodOutcome:
     paths = container_paths(main, volumes, setup)
     env, own = _environment(main, setup, paths)
     process = _start(_argv(main, setup, own, paths), env, workdir, log_path)
+    argv_env = (env, own, paths)
     metrics = None
     if setup.collector is not None:
         metrics = paths.host(setup.collector.path)
@@ -308,7 +315,7 @@ def run_pod(spec: Mapping[str, Any], setup: PodSetup) -> PodOutcome:
             elif setup.preempt is not None and setup.preempt(metrics):
                 preempted = True
             if preempted or deadline:
-                _stop(process, grace)
+                _stop(process, grace, _pre_stop_hook(main, argv_env, workdir, log_path))
                 break
             time.sleep(0.05)
     finally:  # also when the rehearsal is interrupted: no pod outlives it
@@ -342,6 +349,30 @@ def run_pod(spec: Mapping[str, Any], setup: PodSetup) -> PodOutcome:
         phase, codes, message, conditions=conditions, metrics=metrics, reported=reported,
         preempted=preempted, deadline_exceeded=deadline,
     )  # fmt: skip
+
+
+def _pre_stop_hook(
+    container: Mapping[str, Any],
+    argv_env: tuple[dict[str, str], dict[str, str], PathMap],
+    cwd: Path,
+    log: Path,
+) -> Callable[[float], None] | None:
+    """The container's ``lifecycle.preStop.exec`` hook as a call that runs it for at most the given
+    seconds (None without one); its output goes to the pod's log."""
+    command = (((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command")
+    if not command:
+        return None
+    env, own, paths = argv_env
+    argv = [paths.rewrite(expand(str(a), own)) for a in command]
+
+    def run(seconds: float) -> None:
+        hook = _start(argv, env, cwd, log)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            hook.wait(timeout=seconds)
+        kill_session(hook.pid)
+        hook.wait()
+
+    return run
 
 
 def epochs_in(metrics_file: Path | None, name: str = "epoch") -> list[int]:
