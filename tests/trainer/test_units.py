@@ -86,3 +86,12 @@ def test_bench_measures_and_writes_its_section(tmp_path) -> None:
     target = tmp_path / "benchmarks.md"
     write_section(target, SECTION, markdown)
     assert f"<!-- BEGIN {SECTION} -->" in target.read_text()
+
+
+def test_resnet50_weights_url_comes_from_the_environment_when_set() -> None:
+    from trainer.cache import RESNET50_WEIGHTS_URL, resnet50_weights_url
+
+    assert resnet50_weights_url({}) == RESNET50_WEIGHTS_URL
+    assert resnet50_weights_url({"TRAINER_RESNET50_WEIGHTS_URL": "  "}) == RESNET50_WEIGHTS_URL
+    mirror = "http://mirror.internal/models/resnet50-11ad3fa6.pth"
+    assert resnet50_weights_url({"TRAINER_RESNET50_WEIGHTS_URL": mirror}) == mirror

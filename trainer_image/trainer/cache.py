@@ -10,12 +10,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from trainer.errors import MissingCacheError
 
 RESNET50_WEIGHTS_FILE = "resnet50-11ad3fa6.pth"  # torchvision ResNet50_Weights.IMAGENET1K_V2
 RESNET50_WEIGHTS_URL = f"https://download.pytorch.org/models/{RESNET50_WEIGHTS_FILE}"
+#: Environment variable that replaces ``RESNET50_WEIGHTS_URL`` (an internal mirror, or the rehearsal's
+#: loopback hub); the file must be the same torchvision state dict.
+RESNET50_WEIGHTS_URL_ENV = "TRAINER_RESNET50_WEIGHTS_URL"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -25,6 +29,13 @@ def offline() -> bool:
         os.environ.get(k, "").strip().lower() in _TRUE
         for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
     )
+
+
+def resnet50_weights_url(env: Mapping[str, str] | None = None) -> str:
+    """Where the ImageNet ResNet-50 weights are downloaded from: ``$TRAINER_RESNET50_WEIGHTS_URL`` when
+    set and not blank, else torchvision's own URL."""
+    value = (os.environ if env is None else env).get(RESNET50_WEIGHTS_URL_ENV, "").strip()
+    return value or RESNET50_WEIGHTS_URL
 
 
 def _safe_name(name: str) -> str:

@@ -96,11 +96,11 @@ def load_vision_model(cfg: RunConfig) -> tuple[nn.Module, str, bool]:
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
     else:
-        from trainer.cache import RESNET50_WEIGHTS_URL, offline
+        from trainer.cache import offline, resnet50_weights_url
 
         if offline():
             raise missing("ImageNet ResNet-50 weights", path, cfg.cache_dir, cfg.task)
-        state = torch.hub.load_state_dict_from_url(RESNET50_WEIGHTS_URL, map_location="cpu", progress=False)
+        state = torch.hub.load_state_dict_from_url(resnet50_weights_url(), map_location="cpu", progress=False)
     model = resnet50(weights=None)
     model.load_state_dict(state)
     model.fc = nn.Linear(model.fc.in_features, classes)

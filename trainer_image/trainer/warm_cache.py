@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from trainer.cache import RESNET50_WEIGHTS_URL, dataset_dir, model_dir, resnet50_weights_path
+from trainer.cache import dataset_dir, model_dir, resnet50_weights_path, resnet50_weights_url
 from trainer.tasks import get_task
 
 
@@ -58,8 +58,9 @@ def warm_resnet50(cache_dir: str | Path) -> Path:
         _note(f"ResNet-50 weights already cached at {target}")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(RESNET50_WEIGHTS_URL, str(target), progress=False)
-    _note(f"ResNet-50 ImageNet weights saved to {target}")
+    url = resnet50_weights_url()
+    torch.hub.download_url_to_file(url, str(target), progress=False)
+    _note(f"ResNet-50 ImageNet weights from {url} saved to {target}")
     return target
 
 

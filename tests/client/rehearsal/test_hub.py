@@ -314,11 +314,6 @@ def _assert_warm(done: subprocess.CompletedProcess[str], cache: Path, tasks: tup
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 defect 1: the image sets HF_DATASETS_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 and the "
-    "warm-cache Job overrides only HF_HUB_OFFLINE=0, so `datasets` refuses to download",
-)
 def test_warm_cache_job_text_tasks_with_todays_env(hub: LoopbackHub, tmp_path: Path) -> None:
     done, cache = _warm_cache_run(hub, tmp_path, tasks="sst2,mrpc")
     _assert_warm(done, cache, ("sst2", "mrpc"))
@@ -333,12 +328,6 @@ def test_warm_cache_job_text_tasks_with_downloads_switched_on(hub: LoopbackHub, 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ResNet-50 weights URL is hard-coded (trainer/cache.py RESNET50_WEIGHTS_URL, "
-    "https://download.pytorch.org/...): a rehearsal cannot point it at the loopback hub; this test passes "
-    "it as TRAINER_RESNET50_WEIGHTS_URL, the name proposed for that setting",
-)
 def test_warm_cache_job_full_command(hub: LoopbackHub, tmp_path: Path) -> None:
     from client.rehearsal.standins import RESNET50_PATH
 
