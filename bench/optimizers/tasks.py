@@ -167,7 +167,9 @@ def load_table(path: str | Path, name: str | None = None) -> GridTask:
         values, numeric = _sorted_values([r[p] for r in rows])
         if len(values) < 2:
             raise ValueError(f"{path}: parameter {p!r} has a single value {values}; a grid needs two or more")
-        params.append(Param(p, KatibType.DISCRETE if numeric else KatibType.CATEGORICAL, values=tuple(values)))
+        params.append(
+            Param(p, KatibType.DISCRETE if numeric else KatibType.CATEGORICAL, values=tuple(values))
+        )
     space = catalog(params)
     values: dict[tuple, float | None] = {}
     costs: dict[tuple, float] = {}

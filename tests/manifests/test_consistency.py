@@ -210,7 +210,9 @@ def test_tiny_trial_run_from_the_manifest_reports_every_metric(task: str, tmp_pa
 def test_suggestion_entries_match_the_service_cli() -> None:
     from suggestion_service.__main__ import build_parser
 
-    config = yaml.safe_load(load_one(MANIFESTS / "optional" / "katib-config-standalone.yaml")["data"]["katib-config.yaml"])
+    config = yaml.safe_load(
+        load_one(MANIFESTS / "optional" / "katib-config-standalone.yaml")["data"]["katib-config.yaml"]
+    )
     ours = [s for s in config["runtime"]["suggestions"] if s["algorithmName"].startswith("surrogate-")]
     assert [s["algorithmName"] for s in ours] == ["surrogate-gp", "surrogate-rf"]
     for entry in ours:
