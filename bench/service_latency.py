@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
+from suggestion_service.model_fit import MAX_FIT_ROWS  # noqa: E402
 from suggestion_service.process import ServiceProcess  # noqa: E402
 from suggestion_service.proto import api_pb2, api_pb2_grpc  # noqa: E402
 
@@ -194,8 +195,9 @@ def large_history_markdown(rows: list[tuple], args: argparse.Namespace) -> str:
         "Command: `nice -n 10 python bench/service_latency.py --only-large --write docs/benchmarks.md`; "
         f"{args.large_repeats} requests per row (different histories), 8 mixed parameters, batch 1, over gRPC "
         f"on loopback, a fresh server per row; {os.cpu_count()} CPU cores shared with other work. Targets: "
-        "p95 < 5 s and peak RSS < 512 MiB at 10,000 trials (the GP fits a bounded subset of at most 1,000 "
-        "rows, the forest 5,000: `model_fit.MAX_FIT_ROWS`).",
+        "p95 < 5 s and peak RSS < 512 MiB at 10,000 trials (the GP fits a bounded subset of at most "
+        f"{MAX_FIT_ROWS['surrogate-gp']:,} rows, the forest {MAX_FIT_ROWS['surrogate-rf']:,}: "
+        "`model_fit.MAX_FIT_ROWS`).",
         "",
         "| algorithm | completed trials | p50 ms | p95 ms | peak RSS MiB |",
         "|---|---:|---:|---:|---:|",
