@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from trainer.katib_metrics import _go_parse_float as go_parse_float  # strconv.ParseFloat
-from trainer.katib_metrics import parse_rfc3339
+from trainer.katib_metrics import MetricPoint, MetricSummary, parse_metric_lines, parse_rfc3339
+from trainer.katib_metrics import summarize as summarize_points
 
 from katib_model.collector import DEFAULT_FILTER, JSON, TEXT
 
@@ -45,7 +45,6 @@ UNAVAILABLE = "unavailable"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 COMPLETED, EARLY_STOPPED = "completed", "early-stopped"
 TIMESTAMP_KEY = "timestamp"
-_FRACTION = re.compile(r"T\d{2}:\d{2}:\d{2}\.(\d+)")
 _INT64_MAX = 2**63 - 1
 
 
@@ -60,24 +59,6 @@ class MetricLog:
     timestamp: str
     name: str
     value: str
-
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """``common.v1beta1.Metric`` of a trial's observation: min, max and latest value strings."""
-
-    name: str
-    min: str = UNAVAILABLE
-    max: str = UNAVAILABLE
-    latest: str = UNAVAILABLE
-
-    def pick(self, strategy: str) -> str:
-        """The value a suggestion request carries for ``strategy`` (min/max fall back to latest)."""
-        if strategy == "min" and self.min != UNAVAILABLE:
-            return self.min
-        if strategy == "max" and self.max != UNAVAILABLE:
-            return self.max
-        return self.latest
 
 
 def filters_as_passed(filters: Sequence[str]) -> list[str]:
@@ -104,35 +85,11 @@ def is_rfc3339(token: str) -> bool:
     return parse_rfc3339(token) is not None
 
 
-def _instant(timestamp: str) -> tuple[datetime, int]:
-    """A comparable instant (second, nanoseconds) of an RFC3339Nano string (ValueError if invalid)."""
-    parsed = parse_rfc3339(timestamp)
-    if parsed is None:
-        raise ValueError(f"failed to parse timestamps {timestamp}")
-    fraction = _FRACTION.search(timestamp)
-    nanos = int(fraction.group(1)[:9].ljust(9, "0")) if fraction else 0
-    return parsed.replace(microsecond=0), nanos
-
-
 def parse_text(lines: Iterable[str], metrics: Sequence[str], filters: Sequence[str]) -> list[MetricLog]:
-    """``parseLogsInTextFormat`` before the objective check."""
-    regexes = filter_regexes(filters)
-    logs: list[MetricLog] = []
-    for line in lines:
-        if not any(m in line for m in metrics):
-            continue
-        timestamp = ZERO_TIME
-        head = line.split(" ", 1)
-        if len(head) == 2 and is_rfc3339(head[0]):
-            timestamp = head[0]
-        for regex in regexes:
-            for match in regex.finditer(line):
-                if regex.groups < 2:
-                    continue
-                name, value = (match.group(1) or "").strip(), (match.group(2) or "").strip()
-                if name in metrics:
-                    logs.append(MetricLog(timestamp, name, value))
-    return logs
+    """``parseLogsInTextFormat`` before the objective check (the trainer's parser, which is Katib's, with
+    the collector's filters), timestamps as stored."""
+    points = parse_metric_lines("\n".join(lines), metrics, filter_regexes(filters))
+    return [MetricLog(p.stamp or ZERO_TIME, p.name, p.value) for p in points]
 
 
 def json_timestamp(value: object) -> str:
@@ -203,28 +160,15 @@ def read_marker(text: str | None) -> str:
 def summarize(logs: Iterable[MetricLog], strategies: Mapping[str, str]) -> dict[str, MetricSummary]:
     """``getMetrics``: min/max/latest of every metric that has a strategy (ValueError for a timestamp
     that does not parse, as the controller's error)."""
-    values: dict[str, dict[str, str]] = {n: {"min": UNAVAILABLE, "max": UNAVAILABLE} for n in strategies}
-    latest: dict[str, tuple[tuple[datetime, int], str]] = {}
+    points = []
     for log in logs:
-        if log.name not in values:
+        if log.name not in strategies:
             continue
-        entry = values[log.name]
-        number = go_parse_float(log.value)
-        if number is not None:
-            if entry["min"] == UNAVAILABLE:
-                entry["min"] = entry["max"] = log.value
-            elif number < float(entry["min"]):
-                entry["min"] = log.value
-            elif number > float(entry["max"]):
-                entry["max"] = log.value
-        when = _instant(log.timestamp)
-        previous = latest.get(log.name)
-        if previous is None or not previous[0] > when:
-            latest[log.name] = (when, log.value)
-    return {
-        name: MetricSummary(name, v["min"], v["max"], latest[name][1] if name in latest else UNAVAILABLE)
-        for name, v in values.items()
-    }
+        when = parse_rfc3339(log.timestamp)
+        if when is None:
+            raise ValueError(f"failed to parse timestamps {log.timestamp}")
+        points.append(MetricPoint(when, log.name, log.value, log.timestamp))
+    return summarize_points(points, strategies)
 
 
 def observation_values(

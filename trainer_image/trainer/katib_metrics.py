@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from trainer.tasks import TEXT_METRICS as TEXT_METRICS  # re-exported: each family's quality metrics
@@ -48,6 +48,9 @@ _RFC3339_RE = re.compile(
 _ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
+_FRACTION = re.compile(r"T\d{2}:\d{2}:\d{2}\.(\d+)")
+
+
 @dataclass(frozen=True)
 class MetricPoint:
     """One metric value as Katib's collector records it (value kept as the raw string)."""
@@ -55,6 +58,35 @@ class MetricPoint:
     timestamp: datetime | None
     name: str
     value: str
+    #: The RFC3339Nano token as written ("" when the line had none): Katib stores the string and orders
+    #: by its instant to the nanosecond, finer than ``timestamp`` holds.
+    stamp: str = field(default="", compare=False)
+
+    def instant(self) -> tuple[datetime, int]:
+        """(whole second, nanoseconds) of the point's time, the zero time when it has none."""
+        when = self.timestamp or _ZERO_TIME
+        fraction = _FRACTION.search(self.stamp) if self.stamp else None
+        nanos = int(fraction.group(1)[:9].ljust(9, "0")) if fraction else when.microsecond * 1000
+        return when.replace(microsecond=0), nanos
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Katib's stored summary of one metric of a trial (``common.v1beta1.Metric``): min, max (over values
+    that parse as floats) and latest value strings, ``unavailable`` until seen."""
+
+    name: str
+    min: str = UNAVAILABLE
+    max: str = UNAVAILABLE
+    latest: str = UNAVAILABLE
+
+    def pick(self, strategy: str) -> str:
+        """The value a suggestion request carries for ``strategy`` (min/max fall back to latest)."""
+        if strategy == "min" and self.min != UNAVAILABLE:
+            return self.min
+        if strategy == "max" and self.max != UNAVAILABLE:
+            return self.max
+        return self.latest
 
 
 def metric_names_for_task(task: str) -> list[str]:
@@ -132,29 +164,37 @@ def parse_rfc3339(token: str) -> datetime | None:
     return parsed.replace(tzinfo=offset).astimezone(UTC)
 
 
-def parse_metric_lines(text: str, metric_names: Iterable[str] | None = None) -> list[MetricPoint]:
-    """Parse trainer output as Katib's StdOut collector does (TEXT format, default filter).
+def parse_metric_lines(
+    text: str, metric_names: Iterable[str] | None = None, filters: Sequence[re.Pattern[str]] | None = None
+) -> list[MetricPoint]:
+    """Parse trainer output as Katib's StdOut collector does (TEXT format).
 
     With ``metric_names``, only lines containing one of the names as a substring are read and only
     those names are kept (Katib's behaviour); without, every ``name=value`` match is returned. The
     timestamp is the line's first space-separated token when it is RFC3339, else None (Katib stores
-    ``0001-01-01T00:00:00Z``).
+    ``0001-01-01T00:00:00Z``). ``filters``: the collector's ``metricsFormat`` regexes (group 1 the name,
+    group 2 the value; a regex with fewer groups matches nothing), default Katib's default filter.
     """
     names = None if metric_names is None else list(metric_names)
+    regexes = list(filters) if filters else [_METRIC_RE]
     points: list[MetricPoint] = []
     for line in text.split("\n"):
         if names is not None and not any(name in line for name in names):
             continue
         head = line.split(" ", 1)
         timestamp = parse_rfc3339(head[0]) if len(head) == 2 else None
-        for match in _METRIC_RE.finditer(line):
-            name, value = match.group(1).strip(), match.group(2).strip()
-            if names is None or name in names:
-                points.append(MetricPoint(timestamp, name, value))
+        stamp = head[0] if timestamp is not None else ""
+        for regex in regexes:
+            if regex.groups < 2:
+                continue
+            for match in regex.finditer(line):
+                name, value = (match.group(1) or "").strip(), (match.group(2) or "").strip()
+                if names is None or name in names:
+                    points.append(MetricPoint(timestamp, name, value, stamp))
     return points
 
 
-def _go_parse_float(text: str) -> float | None:
+def go_parse_float(text: str) -> float | None:
     """``strconv.ParseFloat(text, 64)`` or None where Go returns an error (syntax or range)."""
     if "_" in text or text != text.strip():
         return None
@@ -165,6 +205,39 @@ def _go_parse_float(text: str) -> float | None:
     if math.isinf(value) and "inf" not in text.lower():
         return None  # out of range: Go returns ErrRange
     return value
+
+
+def summarize(points: Iterable[MetricPoint], names: Iterable[str]) -> dict[str, MetricSummary]:
+    """Katib's per-metric summary (``getMetrics``) of every metric in ``names``: min and max over the
+    values that parse as floats, latest by newest instant (later points win ties)."""
+    wanted = list(names)
+    lowest: dict[str, tuple[float, str]] = {}
+    highest: dict[str, tuple[float, str]] = {}
+    latest: dict[str, tuple[tuple[datetime, int], str]] = {}
+    for point in points:
+        if point.name not in wanted:
+            continue
+        number = go_parse_float(point.value)
+        if number is not None:
+            if point.name not in lowest:
+                lowest[point.name] = highest[point.name] = (number, point.value)
+            elif number < lowest[point.name][0]:
+                lowest[point.name] = (number, point.value)
+            elif number > highest[point.name][0]:
+                highest[point.name] = (number, point.value)
+        when = point.instant()
+        previous = latest.get(point.name)
+        if previous is None or not previous[0] > when:
+            latest[point.name] = (when, point.value)
+    return {
+        name: MetricSummary(
+            name,
+            lowest[name][1] if name in lowest else UNAVAILABLE,
+            highest[name][1] if name in highest else UNAVAILABLE,
+            latest[name][1] if name in latest else UNAVAILABLE,
+        )
+        for name in wanted
+    }
 
 
 def observation(points: Iterable[MetricPoint], strategies: Mapping[str, str]) -> dict[str, str]:
@@ -179,30 +252,5 @@ def observation(points: Iterable[MetricPoint], strategies: Mapping[str, str]) ->
             raise ValueError(
                 f"metric {name}: strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}"
             )
-    lowest: dict[str, tuple[float, str]] = {}
-    highest: dict[str, tuple[float, str]] = {}
-    latest: dict[str, tuple[datetime, str]] = {}
-    for point in points:
-        if point.name not in strategies:
-            continue
-        number = _go_parse_float(point.value)
-        if number is not None:
-            if point.name not in lowest:
-                lowest[point.name] = highest[point.name] = (number, point.value)
-            elif number < lowest[point.name][0]:
-                lowest[point.name] = (number, point.value)
-            elif number > highest[point.name][0]:
-                highest[point.name] = (number, point.value)
-        when = point.timestamp or _ZERO_TIME
-        previous = latest.get(point.name)
-        if previous is None or not previous[0] > when:
-            latest[point.name] = (when, point.value)
-    summary: dict[str, str] = {}
-    for name, strategy in strategies.items():
-        last = latest[name][1] if name in latest else UNAVAILABLE
-        if strategy == "latest":
-            summary[name] = last
-        else:
-            table = lowest if strategy == "min" else highest
-            summary[name] = table[name][1] if name in table else last
-    return summary
+    summary = summarize(points, strategies)
+    return {name: summary[name].pick(strategy) for name, strategy in strategies.items()}

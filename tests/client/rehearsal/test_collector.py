@@ -177,3 +177,12 @@ def test_summary_follows_get_metrics_and_the_request_picks_by_strategy() -> None
     }
     with pytest.raises(ValueError, match="timestamps"):
         summarize(_logs(("not-a-time", "accuracy", "1")), {"accuracy": "max"})
+
+
+def test_the_trainer_image_writes_for_the_filter_katib_reads_by_default() -> None:
+    # the trainer image cannot import katib_model, so its copy of Katib's default filter is checked here
+    from trainer.katib_metrics import KATIB_METRIC_REGEX
+
+    from katib_model.collector import DEFAULT_FILTER
+
+    assert KATIB_METRIC_REGEX == DEFAULT_FILTER
