@@ -237,7 +237,7 @@ def test_preemption_under_katibs_wrapper_saves_and_is_retried_then_resumes(tmp_p
 
     container, command = _trial_argv(tmp_path, epochs="4")
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre_stop == ["python", "-m", "trainer.preempt"]
+    assert pre_stop == ["python", "-m", "trainer.preempt", "--metrics-dir", "/var/log/katib"]
 
     first = tmp_path / "pod-1" / "katib"
     sh = _start_pod(command, first)

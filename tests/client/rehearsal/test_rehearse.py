@@ -74,11 +74,6 @@ def test_cache_job_experiment_and_preemption_run_as_on_a_cluster(account: Rehear
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 defects 2 and 3: SIGTERM reaches Katib's wrapper sh, not the trainer (no mid-epoch "
-    "checkpoint), and a resumed trainer does not re-print earlier epochs",
-)
 def test_preempted_trial_resumes_mid_epoch_and_katib_sees_every_epoch(account: RehearsalAccount) -> None:
     first = account.experiments[0].trials[0]
     assert first.resume is not None and first.resume[1] > 0
