@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -29,6 +28,9 @@ from typing import Any
 import pytest
 import yaml
 
+from client.rehearsal.pod import expand, wrapped_command
+from client.rehearsal.pod_env import container_env, dockerfile_env
+from katib_model.collector import CollectorSpec
 from katib_model.experiment import KatibExperiment
 from katib_model.retry import COUNT, FAIL_JOB, IGNORE, retry_rules
 
@@ -68,22 +70,9 @@ def _primary(exp: dict[str, Any]) -> dict[str, Any]:
 # Defect 1: the effective environment
 
 
-def dockerfile_env(path: Path) -> dict[str, str]:
-    """``ENV`` instructions (``K=V`` pairs, continuation lines joined), later values winning."""
-    env: dict[str, str] = {}
-    text = re.sub(r"\\\n", " ", path.read_text())
-    for line in text.splitlines():
-        words = line.strip().split(None, 1)
-        if len(words) == 2 and words[0].upper() == "ENV":
-            for word in shlex.split(words[1]):
-                name, _, value = word.partition("=")
-                env[name] = value
-    return env
-
-
 def effective_env(container: dict[str, Any]) -> dict[str, str]:
     """What the container's processes see: the image's ENV, then the container's env over it."""
-    return {**dockerfile_env(DOCKERFILE), **{e["name"]: e["value"] for e in container.get("env", [])}}
+    return container_env(dockerfile_env(DOCKERFILE), container)
 
 
 def offline_switches() -> set[str]:
@@ -176,22 +165,6 @@ def test_deterministic_failures_fail_the_job_and_preemption_is_retried() -> None
 # Defect 2: preemption under Katib's wrapper
 
 
-def katib_wrapper(command: list[str], args: list[str], metrics_file: str) -> tuple[list[str], str]:
-    """``wrapWorkerContainer`` + ``getContainerCommand`` of Katib v0.19 for the StdOut collector."""
-    argv = [*command, *args]
-    shell = ["sh", "-c"]
-    if argv[0] in ("sh", "bash") and argv[1] == "-c":
-        shell, argv = argv[:2], argv[2:]
-    argv.append(f"1>{metrics_file} 2>&1")
-    argv += ["&&", f"echo completed > {os.path.join(os.path.dirname(metrics_file), '$$$$.pid')}"]
-    return shell, " ".join(argv)
-
-
-def kubelet_expand(text: str) -> str:
-    """Kubernetes' command/args expansion with no env references defined: ``$$`` -> ``$``."""
-    return re.sub(r"\$\$", "$", text)
-
-
 def _trial_argv(tmp: Path, epochs: str) -> tuple[dict[str, Any], list[str]]:
     exp = _experiment(MANIFESTS / "30-experiment-sst2-grid.yaml")
     model = KatibExperiment.from_body(exp)
@@ -209,8 +182,8 @@ def _trial_argv(tmp: Path, epochs: str) -> tuple[dict[str, Any], list[str]]:
 
 def _start_pod(command: list[str], katib_dir: Path) -> subprocess.Popen[bytes]:
     katib_dir.mkdir(parents=True)
-    shell, script = katib_wrapper(command, [], str(katib_dir / "metrics.log"))
-    script = kubelet_expand(script)
+    *shell, script = wrapped_command(command, CollectorSpec(path=str(katib_dir / "metrics.log")))
+    script = expand(script, {})  # the kubelet's expansion: no env references, $$ -> $
     assert script.endswith(f"2>&1 && echo completed > {katib_dir}/$$.pid")
     env = {
         **os.environ,
