@@ -30,6 +30,7 @@ CPU = "cpu"
 NO_COST = "none"
 SRC_GPU_METRIC = "gpu_seconds metric"
 SRC_WALL_X_GPUS = "wall time x requested GPUs"
+SRC_CPU_TIME = "trial process CPU time, user + sys (no GPU)"
 SRC_TRAIN_SECONDS = "train_seconds metric (no GPU)"
 SRC_WALL = "wall time (no GPU)"
 SRC_UNKNOWN = "no timing"
@@ -51,8 +52,11 @@ class TrialCost:
 def trial_cost(trial: Trial, now: datetime | None = None) -> TrialCost:
     """GPU-seconds from the ``gpu_seconds`` metric; when absent or 0, wall time x requested GPUs.
 
-    Without GPUs (local CPU runs) the cost is device-seconds: the ``train_seconds`` metric, else wall time.
-    A running trial costs its wall time so far.
+    Without GPUs (local CPU runs) the cost is device-seconds: the CPU time (user + sys) the local runner
+    measured for the trial's process, which does not depend on how busy the machine was; for a stored
+    trial without that measurement, the ``train_seconds`` metric, else wall time (both wall clocks, so
+    they grow when other work shares the CPU). Cluster trials never carry the measurement. A running
+    trial costs its wall time so far.
     """
     gpu_seconds = trial.metrics.get("gpu_seconds")
     if gpu_seconds is not None and gpu_seconds > 0 and math.isfinite(gpu_seconds):
@@ -60,6 +64,9 @@ def trial_cost(trial: Trial, now: datetime | None = None) -> TrialCost:
     wall = trial.wall_seconds(now)
     if trial.gpus > 0 and wall is not None:
         return TrialCost(wall * trial.gpus, GPU, SRC_WALL_X_GPUS)
+    cpu = trial.cpu_seconds
+    if trial.is_terminal and cpu is not None and cpu >= 0 and math.isfinite(cpu):
+        return TrialCost(float(cpu), CPU, SRC_CPU_TIME)
     train_seconds = trial.metrics.get("train_seconds")
     if trial.is_terminal and train_seconds is not None and train_seconds > 0 and math.isfinite(train_seconds):
         return TrialCost(float(train_seconds), CPU, SRC_TRAIN_SECONDS)

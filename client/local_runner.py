@@ -10,7 +10,9 @@ transaction, so a killed run resumes without losing or repeating finished trials
 Trial commands of the form ``python -m MODULE ...`` are forked from a warm launcher that has already
 imported the heavy modules (:mod:`client.warm_launcher`, ``--launcher warm``, the default); any other
 command, or ``--launcher subprocess``, runs as a fresh subprocess. Both give the same log, exit status
-and kill/timeout/resume behaviour.
+and kill/timeout/resume behaviour, and both record the trial process's CPU time (user + sys, read when
+it is reaped: :mod:`client.process_usage`) as the trial's local cost, which unlike wall time does not
+depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from client.model import (
     TERMINAL_CONDITIONS,
     utcnow,
 )
+from client.process_usage import MeteredProcess
 from client.warm_launcher import WarmLauncher
 from katib_model import ManifestError, TrialRecord
 from katib_model.requests import suggestions_request as build_request
@@ -171,10 +174,12 @@ class RunOptions:
 
 
 class TrialProcess(Protocol):
-    """What the runner needs from a trial process (``subprocess.Popen`` or a warm-launched child)."""
+    """What the runner needs from a trial process (a metered subprocess or a warm-launched child);
+    ``cpu_seconds`` is its user + sys CPU time once it ended (None if unknown)."""
 
     pid: int
     returncode: int | None
+    cpu_seconds: float | None
 
     def poll(self) -> int | None: ...
 
@@ -449,8 +454,10 @@ class LocalRunner:
         started = utcnow()
         log = open(log_path, "wb")  # noqa: SIM115 (closed when the trial ends)
         try:
-            process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            process = MeteredProcess(
+                subprocess.Popen(
+                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                )
             )
         except OSError as err:
             # What a pod whose command cannot start does: the container fails, so the trial fails.
@@ -483,9 +490,7 @@ class LocalRunner:
                     r.log.close()
                 text = r.log_path.read_text(errors="replace")
                 condition, observation, message = trial_outcome(exit_code, text, definition)
-                self.store.finish_trial(
-                    definition.name, r.name, condition, observation, utcnow(), exit_code, message
-                )
+                self._finish(definition, r, condition, observation, message)
                 ended = True
             if ended:
                 return
@@ -505,6 +510,24 @@ class LocalRunner:
         if condition is not None:
             text = r.log_path.read_text(errors="replace")
             _, observation, _ = trial_outcome(r.process.returncode or 0, text, definition)
-            self.store.finish_trial(
-                definition.name, r.name, condition, observation, utcnow(), r.process.returncode, message
-            )
+            self._finish(definition, r, condition, observation, message)
+
+    def _finish(
+        self,
+        definition: ExperimentDef,
+        r: _Running,
+        condition: str,
+        observation: dict[str, str],
+        message: str,
+    ) -> None:
+        """Record an ended trial: its outcome, exit status and its process's CPU time (the local cost)."""
+        self.store.finish_trial(
+            definition.name,
+            r.name,
+            condition,
+            observation,
+            utcnow(),
+            r.process.returncode,
+            message,
+            cpu_seconds=r.process.cpu_seconds,
+        )

@@ -2,6 +2,10 @@
 
 An interrupted run loses nothing that finished: on the next run trials that were Running are put back
 to Created (their processes killed if still alive) and run again with the same assignment.
+
+Each finished trial keeps the CPU time (user + sys) its process used, the local runs' cost
+(:mod:`client.process_usage`); a store written before that column existed gains it when opened, with
+no value for its old trials (their cost falls back to ``train_seconds``, and the report says so).
 """
 
 from __future__ import annotations
@@ -56,9 +60,12 @@ CREATE TABLE IF NOT EXISTS trials (
     pid INTEGER,
     trial_dir TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 0,
+    cpu_seconds REAL,
     PRIMARY KEY (experiment, name)
 );
 """
+# Columns added after schema 1 was first released: (table, column, SQL type), added when missing.
+ADDED_COLUMNS = (("trials", "cpu_seconds", "REAL"),)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -96,6 +103,9 @@ class LocalStore:
             with self._tx() as cur:
                 for statement in filter(str.strip, SCHEMA.split(";")):
                     cur.execute(statement)
+                for table, column, sql_type in ADDED_COLUMNS:
+                    if column not in {r[1] for r in cur.execute(f"PRAGMA table_info({table})")}:
+                        cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
                 row = cur.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
                     cur.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -233,7 +243,7 @@ class LocalStore:
         with self._tx() as cur:
             cur.execute(
                 "UPDATE trials SET condition=?, start_time=?, pid=?, trial_dir=?, attempts=attempts+1, "
-                "completion_time=NULL, exit_code=NULL WHERE experiment=? AND name=?",
+                "completion_time=NULL, exit_code=NULL, cpu_seconds=NULL WHERE experiment=? AND name=?",
                 (RUNNING, _iso(start_time), pid, trial_dir, experiment, trial),
             )
 
@@ -246,18 +256,20 @@ class LocalStore:
         completion_time: datetime,
         exit_code: int | None,
         message: str = "",
+        cpu_seconds: float | None = None,
     ) -> None:
-        """A trial reached a terminal condition."""
+        """A trial reached a terminal condition; ``cpu_seconds`` is its process's CPU time, if known."""
         with self._tx() as cur:
             cur.execute(
                 "UPDATE trials SET condition=?, observation=?, completion_time=?, exit_code=?, message=?, "
-                "pid=NULL WHERE experiment=? AND name=?",
+                "cpu_seconds=?, pid=NULL WHERE experiment=? AND name=?",
                 (
                     condition,
                     json.dumps(observation, sort_keys=True),
                     _iso(completion_time),
                     exit_code,
                     message,
+                    cpu_seconds,
                     experiment,
                     trial,
                 ),
@@ -274,7 +286,8 @@ class LocalStore:
                 _kill_orphan(int(pid), trial_dir)
         with self._tx() as cur:
             cur.execute(
-                "UPDATE trials SET condition=?, start_time=NULL, pid=NULL WHERE experiment=? AND condition=?",
+                "UPDATE trials SET condition=?, start_time=NULL, pid=NULL, cpu_seconds=NULL "
+                "WHERE experiment=? AND condition=?",
                 (CREATED, experiment, RUNNING),
             )
         return [r[0] for r in rows]
@@ -283,7 +296,7 @@ class LocalStore:
         """The experiment's trials in assignment order."""
         rows = self.db.execute(
             "SELECT name, seq, parameters, condition, observation, start_time, completion_time, exit_code, "
-            "message, pid, trial_dir, attempts FROM trials WHERE experiment=? ORDER BY seq",
+            "message, pid, trial_dir, attempts, cpu_seconds FROM trials WHERE experiment=? ORDER BY seq",
             (experiment,),
         ).fetchall()
         out = []
@@ -300,6 +313,7 @@ class LocalStore:
             pid,
             trial_dir,
             attempts,
+            cpu,
         ) in rows:
             observation = json.loads(obs)
             metrics = {
@@ -314,6 +328,7 @@ class LocalStore:
                 completion_time=_dt(end),
                 gpus=0.0,
                 message=message,
+                cpu_seconds=cpu,
             )
             out.append(StoredTrial(trial, seq, observation, pid, trial_dir, attempts, exit_code))
         return out

@@ -40,6 +40,7 @@ class Trial:
     completion_time: datetime | None = None
     gpus: float = 0.0
     message: str = ""
+    cpu_seconds: float | None = None  # user + sys CPU time of the trial's process, measured by local runs
 
     @property
     def is_terminal(self) -> bool:

@@ -6,6 +6,8 @@ transformers. :class:`WarmLauncher` keeps one launcher process (:mod:`client.war
 a child per trial. :class:`WarmProcess` is the runner's handle on such a child, with the parts of the
 ``subprocess.Popen`` interface the runner uses (``pid``, ``returncode``, ``poll``, ``wait``,
 ``send_signal``, ``terminate``, ``kill``), so timeouts, kills and resume after SIGKILL work the same.
+Once a child ended, ``cpu_seconds`` holds the user + sys CPU time the launcher read when it reaped it
+(:mod:`client.process_usage`): the trial's local cost.
 
 Only commands of the form ``<this runner's python> -m MODULE ARGS...`` are launched warm; the caller runs
 anything else (and everything when the launcher cannot start) as a normal subprocess.
@@ -17,7 +19,6 @@ import contextlib
 import json
 import os
 import select
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from client.module_preload import is_module_name, top_package
+from client.process_usage import ChildHandle
 
 PER_TRIAL_ENV = frozenset({"KATIB_TRIAL_NAME"})
 READY_TIMEOUT = 600.0
@@ -44,15 +46,14 @@ def module_command(argv: Sequence[str], python: str) -> tuple[str, list[str]] | 
     return argv[2], list(argv[3:])
 
 
-class WarmProcess:
+class WarmProcess(ChildHandle):
     """A trial forked by a warm launcher; a ``subprocess.Popen`` look-alike for the runner."""
 
     def __init__(self, server: WarmServer, pid: int, args: list[str], log_path: Path) -> None:
+        super().__init__(pid)
         self.server = server
-        self.pid = pid
         self.args = args
         self.log_path = log_path
-        self.returncode: int | None = None
 
     def poll(self) -> int | None:
         """The exit status once the trial ended (-N: killed by signal N), else None."""
@@ -72,20 +73,6 @@ class WarmProcess:
             self.server.pump(0.2 if left is None else min(0.2, left))
         assert self.returncode is not None
         return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        """Signal the trial unless it is known to have ended."""
-        if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-
-    def terminate(self) -> None:
-        """SIGTERM."""
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """SIGKILL."""
-        self.send_signal(signal.SIGKILL)
 
     def _lost(self) -> None:
         self.returncode = _LOST
@@ -130,7 +117,7 @@ class WarmServer:
     _seq: int = 0
     _started: dict[int, dict[str, Any]] = field(default_factory=dict)
     _children: dict[int, WarmProcess] = field(default_factory=dict)
-    _early_exits: dict[int, int] = field(default_factory=dict)
+    _early_exits: dict[int, tuple[int, float | None]] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -204,7 +191,7 @@ class WarmServer:
         pid = int(reply["pid"])
         process = WarmProcess(self, pid, [self.python, "-m", module, *args], log_path)
         if pid in self._early_exits:
-            process.returncode = self._early_exits.pop(pid)
+            process.returncode, process.cpu_seconds = self._early_exits.pop(pid)
         else:
             self._children[pid] = process
         return process
@@ -239,11 +226,13 @@ class WarmServer:
             self._started[int(message["seq"])] = message
         elif event == "exited":
             pid, code = int(message["pid"]), int(message["returncode"])
+            used = message.get("cpu_seconds")
+            cpu = None if used is None else float(used)
             child = self._children.pop(pid, None)
             if child is None:
-                self._early_exits[pid] = code
+                self._early_exits[pid] = (code, cpu)
             else:
-                child.returncode = code
+                child.returncode, child.cpu_seconds = code, cpu
 
     def _mark_dead(self) -> None:
         self.dead = True

@@ -9,8 +9,10 @@ with the trials' environment (less per-trial variables). It imports the preload 
 For each request it forks; the child behaves like ``python -m MODULE ARGS`` started in ``cwd`` with
 ``env``, stdin from /dev/null and stdout+stderr in ``log`` (see :func:`run_child`). Replies on the reply
 pipe: ``{"event": "started", "seq", "pid"}`` or ``{"event": "error", "seq", "error"}``, and
-``{"event": "exited", "pid", "returncode"}`` when a child ends (``-N`` for signal N, as
-``subprocess.Popen.returncode``). The launcher ignores SIGINT (the runner stops trials itself) and exits
+``{"event": "exited", "pid", "returncode", "cpu_seconds"}`` when a child ends (``-N`` for signal N, as
+``subprocess.Popen.returncode``; ``cpu_seconds`` is the child's user + sys CPU time from ``os.wait4``,
+its own and that of any descendants it waited for, which a busy machine does not inflate as it does
+wall time). The launcher ignores SIGINT (the runner stops trials itself) and exits
 once the request pipe is closed and all its children have ended, so children of a killed runner keep
 running exactly like orphaned subprocesses until the resumed run kills them.
 Only the standard library is imported here before the preload.
@@ -34,6 +36,7 @@ import time
 from typing import Any
 
 from client.module_preload import preload, resolve, top_package
+from client.process_usage import cpu_seconds
 
 
 def _print_exception() -> None:
@@ -197,14 +200,15 @@ class _Server:
     def reap(self) -> None:
         while self.children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 self.children.clear()
                 return
             if pid == 0:
                 return
             self.children.discard(pid)
-            self.send({"event": "exited", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+            self.send({"event": "exited", "pid": pid, "returncode": os.waitstatus_to_exitcode(status),
+                       "cpu_seconds": cpu_seconds(usage)})  # fmt: skip
 
     def serve(self) -> None:
         signal.signal(signal.SIGCHLD, lambda *_: None)

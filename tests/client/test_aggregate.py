@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from client.aggregate import (
+    SRC_CPU_TIME,
     SRC_GPU_METRIC,
     SRC_TRAIN_SECONDS,
     SRC_WALL,
@@ -62,6 +64,15 @@ def test_trial_cost_sources() -> None:
         42.0, "cpu", SRC_TRAIN_SECONDS
     )
     assert trial_cost(trial("d", 0, 600, 0.5, gpus=0)) == TrialCost(600.0, "cpu", SRC_WALL)
+    # a local run measured the trial process's CPU time: it wins over both wall clocks
+    measured = replace(trial("f", 0, 600, 0.5, gpus=0, train_seconds=42.0), cpu_seconds=7.25)
+    assert trial_cost(measured) == TrialCost(7.25, "cpu", SRC_CPU_TIME)
+    assert trial_cost(replace(measured, cpu_seconds=float("nan"))).source == SRC_TRAIN_SECONDS
+    # GPU costs are unchanged by it (the cluster path), and a running trial still costs its wall time
+    assert trial_cost(replace(measured, gpus=1)) == TrialCost(600.0, "gpu", SRC_WALL_X_GPUS)
+    assert trial_cost(replace(trial("g", 0, 600, 0.5, gpu_seconds=900.0), cpu_seconds=7.25)).seconds == 900.0
+    busy = replace(measured, condition="Running", completion_time=None)
+    assert trial_cost(busy, now=T0 + timedelta(seconds=30)) == TrialCost(30.0, "cpu", SRC_WALL)
     running = trial("e", 0, None, None, condition="Running", gpus=1)
     assert trial_cost(running, now=T0 + timedelta(seconds=30)).seconds == 30.0
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from client.aggregate import SRC_CPU_TIME, SRC_TRAIN_SECONDS, compare, summarize
 from client.cli import main
 from client.errors import ClientError
 from client.experiments import ExperimentDef, load_experiments
@@ -107,7 +108,12 @@ def test_local_run_end_to_end_with_fake_trainer(tmp_path: Path, manifests: Path)
     rows = {r["algorithm"]: r for r in data["tasks"][0]["rows"]}
     assert rows["grid"]["best_value"] == pytest.approx(0.86)
     assert rows["grid"]["best_parameters"] == {"learning_rate": "0.1", "units": "32"}
-    assert rows["grid"]["cost_hours"] == pytest.approx(4 * 2.5 / 3600)
+    # the local cost is each trial process's CPU time (user + sys, read when it was reaped), not the
+    # trainer's wall-clock train_seconds (2.5 here), and the report names it
+    cpu = [float(str(t["cpu_seconds"])) for t in grid]
+    assert all(0 < c < 30 for c in cpu)
+    assert rows["grid"]["cost_hours"] == pytest.approx(sum(cpu) / 3600)
+    assert rows["grid"]["cost_sources"] == {SRC_CPU_TIME: 4} and f"from: {SRC_CPU_TIME} (7 trials)" in out
     assert data["cost_label"] == "device-hours (CPU, local)"
     assert "No GPU was used" in out and "toy-random" in out
     # a second run finds everything finished and runs nothing
@@ -364,7 +370,7 @@ def test_real_manifests_service_and_trainer_with_resume(tmp_path: Path) -> None:
     for row in rows.values():
         assert row["trials_completed"] == 3 and row["failed"] == 0
         assert 0.0 <= row["best_value"] <= 1.0 and "f1" in row["best_metrics"]
-        assert row["cost_sources"] == {"train_seconds metric (no GPU)": 3}
+        assert row["cost_sources"] == {SRC_CPU_TIME: 3}
     assert "--max-trials 3 overrides maxTrialCount" in result.stdout
     assert len(stored(tmp_path, "mrpc-grid")) == 3 and len(stored(tmp_path, "mrpc-surrogate-gp")) == 3
 
@@ -412,3 +418,63 @@ def test_a_run_without_a_terminal_prints_a_line_as_trials_finish(tmp_path: Path,
     # a line whenever the count of finished trials changes (trials running in parallel may end together)
     assert counts[0] == 0 and counts[-1] == 4 and counts == sorted(set(counts)), lines
     assert all(re.match(r"^\[\d+:\d\d\] ", line) for line in lines)
+
+
+def _store_run(path: Path, wall: dict[str, float], train_seconds: dict[str, str]) -> LocalStore:
+    """toy-grid (4 trials, the 4th finds the best) and toy-random (2 trials, the 2nd finds it), each
+    trial 10 CPU-seconds; ``wall`` and ``train_seconds`` (wall clocks) per trial name vary by run."""
+    from datetime import UTC, datetime, timedelta
+
+    store = LocalStore(path)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    end = 0.0
+    for definition in load_experiments(DATA):
+        store.ensure_experiment(definition, 4, 1)
+        names = ["g1", "g2", "g3", "g4"] if definition.algorithm == "grid" else ["r1", "r2"]
+        store.add_trials(definition.name, [(n, {"learning_rate": "0.1", "units": n}) for n in names])
+        for index, name in enumerate(names):
+            accuracy = "0.9" if index == len(names) - 1 else f"0.{5 + index}"
+            start, end = end, end + wall[name]
+            store.mark_running(definition.name, name, t0 + timedelta(seconds=start), 1, "/t")
+            store.finish_trial(definition.name, name, "Succeeded",
+                               {"accuracy": accuracy, "train_seconds": train_seconds[name]},
+                               t0 + timedelta(seconds=end), 0, cpu_seconds=10.0)  # fmt: skip
+    return store
+
+
+def test_speedup_vs_grid_does_not_depend_on_wall_time(tmp_path: Path) -> None:
+    """Identical trials, one run on an idle machine and one on a busy one: the same speed-up."""
+    names = ["g1", "g2", "g3", "g4", "r1", "r2"]
+    idle = _store_run(tmp_path / "idle.sqlite", dict.fromkeys(names, 10.0), dict.fromkeys(names, "9"))
+    # busy: the random run's trials waited for the CPU (3x the wall time), the grid's did not
+    busy_wall = {n: 30.0 if n.startswith("r") else 10.0 for n in names}
+    busy_train = {n: "27" if n.startswith("r") else "9" for n in names}
+    busy = _store_run(tmp_path / "busy.sqlite", busy_wall, busy_train)
+    speedups = []
+    for store in (idle, busy):
+        rows = {r.algorithm: r for r in compare(store.load()).rows}
+        assert rows["grid"].hours_to_target == pytest.approx(40 / 3600)  # 4 trials x 10 CPU-s
+        assert rows["random"].hours_to_target == pytest.approx(20 / 3600)  # 2 trials x 10 CPU-s
+        assert rows["random"].cost_sources == {SRC_CPU_TIME: 2}
+        speedups.append(rows["random"].speedup_vs_grid)
+    assert speedups == [pytest.approx(2.0), pytest.approx(2.0)]
+    # the wall clocks the cost used to come from would give 2.0 idle but 0.67 busy
+    assert [float(t.metrics["train_seconds"]) for t in busy.load()[1].trials] == [27.0, 27.0]
+
+
+def test_a_store_from_before_cpu_time_opens_and_falls_back_to_train_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _store_run(path, dict.fromkeys(["g1", "g2", "g3", "g4", "r1", "r2"], 10.0),
+               dict.fromkeys(["g1", "g2", "g3", "g4", "r1", "r2"], "9")).close()  # fmt: skip
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE trials DROP COLUMN cpu_seconds")  # the store as an older client wrote it
+    db.commit()
+    db.close()
+    store = LocalStore(path)
+    grid = next(e for e in store.load() if e.algorithm == "grid")
+    assert [t.cpu_seconds for t in grid.trials] == [None] * 4
+    assert summarize(grid).cost_sources == {SRC_TRAIN_SECONDS: 4}  # old trials: the old cost, named
+    store.mark_running("toy-grid", "g1", grid.trials[0].start_time, 1, "/t")  # type: ignore[arg-type]
+    store.finish_trial("toy-grid", "g1", "Succeeded", {"accuracy": "0.5"}, grid.trials[0].completion_time,  # type: ignore[arg-type]
+                       0, cpu_seconds=3.5)  # fmt: skip
+    assert store.trials("toy-grid")[0].trial.cpu_seconds == 3.5

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from client.module_preload import check_entries, resolve, scan_imports
+from client.process_usage import MeteredProcess
 from client.warm_launcher import WarmLauncher, module_command
 from tests.client.test_local import DATA, FAKE_TRAINER, _kill_and_resume, run_local, stored
 
@@ -45,6 +46,14 @@ elif case == "thread":
 elif case == "sleep":
     print("sleeping", flush=True)
     time.sleep(float(sys.argv[2]))
+elif case == "burn":  # CPU-seconds in this process, CPU-seconds in a child it waits for, then asleep
+    import subprocess
+    spin = "import time\\nend = time.process_time() + {}\\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", spin.format(sys.argv[3])], check=True)
+    end = time.process_time() + float(sys.argv[2])
+    while time.process_time() < end:
+        pass
+    time.sleep(float(sys.argv[4]))
 """
 
 
@@ -194,6 +203,7 @@ def test_runner_gives_the_same_results_with_both_launchers(
         # warm: toyheavy imported once by the launcher; subprocess: once per trial
         assert len(imports(tmp_path)) - before == (1 if launcher == "warm" else 4)
         rows = {str(t["name"]): t for t in stored(run_dir, "toy-grid")}
+        assert all(float(str(t["cpu_seconds"])) > 0 for t in rows.values())  # the local cost, failed too
         results[launcher] = {
             name: (
                 t["condition"],
@@ -231,6 +241,34 @@ def test_timed_out_trials_are_killed_the_same_way(
         rows = stored(run_dir, "toy-grid")
         assert [(t["condition"], t["exit_code"]) for t in rows] == [("Failed", -signal.SIGTERM)] * 2
         assert all("timed out after 1 s" in str(t["message"]) for t in rows)
+        assert all(t["cpu_seconds"] is not None for t in rows)  # a killed trial was paid for too
+
+
+def test_both_launchers_report_the_trial_processs_cpu_time(tmp_path: Path, packages: Path) -> None:
+    """0.3 CPU-s in the trial, 0.2 CPU-s in a child it waits for, then 1.5 s asleep: the cost counts
+    the CPU time (user + sys) of both processes and not the sleep, as it would not count a wait for a
+    busy CPU."""
+    argv = [sys.executable, "-m", "toycases", "burn", "0.3", "0.2", "1.5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = WarmLauncher(tmp_path / "work", log=lambda _m: None)
+    try:
+        warm = launcher.start(argv, sys.executable, env, tmp_path / "warm.log")
+        assert warm is not None and warm.cpu_seconds is None
+        assert warm.wait(timeout=60) == 0
+    finally:
+        launcher.close()
+    with open(tmp_path / "cold.log", "wb") as log:
+        popen = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        cold = MeteredProcess(popen)
+        assert cold.poll() is None and cold.cpu_seconds is None
+        started = time.monotonic()
+        assert cold.wait(timeout=60) == 0 and time.monotonic() - started >= 1.5
+    assert popen.returncode == 0  # the Popen agrees, so it will not try to reap the child again
+    for process in (warm, cold):
+        # 0.5 s of spinning plus interpreter start-ups; far below the 2 s of wall time
+        assert process.cpu_seconds is not None and 0.5 <= process.cpu_seconds < 1.2, process.cpu_seconds
 
 
 def test_script_commands_are_not_launched_warm(tmp_path: Path, packages: Path) -> None:
