@@ -140,7 +140,8 @@ def test_fingerprint_ignores_locations_only() -> None:
     assert a.fingerprint() != c.fingerprint()
 
 
-def test_unknown_vision_model_is_an_argument_error(in_process) -> None:
+def test_unknown_vision_model_is_an_argument_error(in_process, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default --output-dir (its checkpoint folder receives trainer.log)
     run = in_process(
         [
             "train",

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import trainer.process_clock  # noqa: F401  (first: starts the gpu_seconds clock as the CLI loads)
 from trainer.arg_types import csv_choices, float_range, int_range
+from trainer.config import DEFAULT_OUTPUT_DIR
 from trainer.distributed import DEFAULT_TIMEOUT_S, rank_from_env
 from trainer.tasks import TINY_TEXT_LR_SCALE, all_tasks, task_names
 
@@ -97,9 +98,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
 
     run = train.add_argument_group("run")
-    run.add_argument("--output-dir", default="outputs", help="where metrics.json is written")
+    run.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where metrics.json is written")
     run.add_argument(
-        "--checkpoint-dir", default=None, help="checkpoint folder (default OUTPUT_DIR/checkpoint)"
+        "--checkpoint-dir",
+        default=None,
+        help="checkpoint folder, also holds the trial's own log trainer.log (default OUTPUT_DIR/checkpoint)",
     )
     run.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda if present"
@@ -240,8 +243,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the subcommand; returns the process exit code."""
+    """Parse ``argv`` and run the subcommand; returns the process exit code.
+
+    A ``train`` run also appends its output, exit code and any traceback to ``trainer.log`` in its
+    checkpoint folder (trainer/trial_log.py), from before the arguments are parsed.
+    """
+    from trainer.trial_log import TrialLog
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    trial_log = TrialLog.for_command(argv, rank_from_env())
+    if trial_log is None:
+        return _run(argv)
+    with trial_log:
+        code = _run(argv)
+        trial_log.finish(code)
+        return code
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = "python -m trainer " + shlex.join(argv)
     from trainer.errors import TrainerError

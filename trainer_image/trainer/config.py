@@ -10,6 +10,7 @@ from typing import Any
 from trainer.distributed import DEFAULT_TIMEOUT_S
 from trainer.tasks import TaskSpec, get_task
 
+DEFAULT_OUTPUT_DIR = "outputs"  # train --output-dir
 TINY_IMAGE_SIZE = 12  # the tiny ResNet's default training resolution (images are 32 px, resized)
 # --image-size default per vision model: the tiny ResNet's, CIFAR's own, and a pretrained model's
 DEFAULT_IMAGE_SIZE = {"tiny-resnet": TINY_IMAGE_SIZE, "resnet50-cifar": 32, "resnet50": 160}
@@ -32,6 +33,11 @@ NOT_IN_FINGERPRINT = (
     "dist_timeout",
     "fail_on_divergence",
 )
+
+
+def resolve_checkpoint_dir(output_dir: str, checkpoint_dir: str | None) -> str:
+    """The checkpoint folder ``train`` uses: ``--checkpoint-dir``, else ``OUTPUT_DIR/checkpoint``."""
+    return checkpoint_dir or str(Path(output_dir) / "checkpoint")
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,7 @@ class RunConfig:
         weight_decay = args.weight_decay if args.weight_decay is not None else spec.default_weight_decay
         warmup = args.warmup_ratio if args.warmup_ratio is not None else spec.default_warmup_ratio
         output_dir = str(Path(args.output_dir))
-        checkpoint_dir = args.checkpoint_dir or str(Path(output_dir) / "checkpoint")
+        checkpoint_dir = resolve_checkpoint_dir(output_dir, args.checkpoint_dir)
         return cls(
             task=args.task,
             learning_rate=args.learning_rate,

@@ -24,6 +24,19 @@ DETERMINISTIC_EXIT_CODES = (
     EXIT_BAD_CHECKPOINT,
 )
 
+#: What each exit code means, in the words the trial's own log file ends with (trainer/trial_log.py).
+EXIT_REASONS = {
+    EXIT_OK: "finished",
+    EXIT_UNEXPECTED: "unexpected error",
+    EXIT_BAD_ARGS: "bad arguments",
+    EXIT_NON_FINITE_LOSS: "loss became NaN or infinite (--fail-on-divergence)",
+    EXIT_OUT_OF_MEMORY: "out of memory",
+    EXIT_MISSING_CACHE: "model or dataset missing from the cache",
+    EXIT_BAD_CHECKPOINT: "checkpoint unreadable, mismatched or unwritable",
+    EXIT_METRICS_PUSH: "pushing metrics failed",
+    EXIT_PREEMPTED: "preempted (checkpoint saved; a rerun resumes)",
+}
+
 
 class TrainerError(Exception):
     """Base class: ``exit_code`` is what the process returns, ``str(self)`` what it prints.
