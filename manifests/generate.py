@@ -473,7 +473,12 @@ def ddp_experiment(full: dict[str, Any]) -> dict[str, Any]:
             # torchrun reads PET_NPROC_PER_NODE, PET_NNODES, PET_NODE_RANK and PET_MASTER_ADDR/PORT,
             # which the training operator sets from these fields.
             "nprocPerNode": str(DDP_GPUS_PER_NODE),
-            "runPolicy": {"backoffLimit": 2, "activeDeadlineSeconds": 21600, "cleanPodPolicy": "None"},
+            "runPolicy": {
+                "backoffLimit": 2,
+                "activeDeadlineSeconds": 21600,
+                "ttlSecondsAfterFinished": job["spec"]["ttlSecondsAfterFinished"],
+                "cleanPodPolicy": "None",
+            },
             "pytorchReplicaSpecs": {
                 "Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": master},
                 "Worker": {"replicas": DDP_WORKERS, "restartPolicy": "OnFailure", "template": worker},

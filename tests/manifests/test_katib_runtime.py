@@ -1,4 +1,4 @@
-"""The manifests under Katib v0.19's and Kubernetes' runtime rules (issue 14, defects 1, 2 and 4).
+"""The manifests under Katib v0.19's and Kubernetes' runtime rules (issue 14, defects 1, 2, 4 and 7b).
 
 - The pod environment is the image's ``ENV`` overlaid by the container's ``env``: the warm-cache Job
   must turn every Hugging Face offline switch off, the trials must keep them all on.
@@ -275,3 +275,66 @@ def test_without_the_hook_the_wrappers_sh_dies_and_leaves_the_trainer_running(tm
         assert "received SIGTERM" not in (katib_dir / "metrics.log").read_text()
     finally:
         os.killpg(sh.pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------------------------------
+# Defect 7b: a failed trial's output must outlive its pod
+
+
+def _workload_ttl(exp: dict[str, Any]) -> Any:
+    """ttlSecondsAfterFinished of the trial workload (a Job's spec, a PyTorchJob's runPolicy)."""
+    spec = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]
+    return spec.get("ttlSecondsAfterFinished", (spec.get("runPolicy") or {}).get("ttlSecondsAfterFinished"))
+
+
+def test_finished_trials_keep_their_pods_for_a_while_and_the_trainer_log_is_on_the_pvc() -> None:
+    """Katib's trial controller deletes a finished trial's Job (and its pods, their logs) unless
+    ``trialTemplate.retain`` (``pkg/controller.v1beta1/trial/trial_controller.go``, ``reconcileJob``);
+    kept, they are removed a week after they finish. The trainer's own log, written beside its
+    checkpoint, lands on the checkpoints PVC in every cluster Experiment."""
+    from trainer.trial_log import trial_log_path
+
+    files = [*TRIAL_FILES, MANIFESTS / "optional" / "pytorchjob-cifar10-ddp.yaml"]
+    assert len(files) >= 18
+    for path in files:
+        exp = _experiment(path)
+        assert exp["spec"]["trialTemplate"].get("retain") is True, path.name
+        assert _workload_ttl(exp) == 7 * 24 * 3600, path.name
+        if "smoke-cpu" in path.parts:
+            continue  # the CPU smoke variant has no PVCs (emptyDir volumes); its pods are retained
+        model = KatibExperiment.from_body(exp)
+        assignment = {p["name"]: p["feasibleSpace"]["list"][0] for p in exp["spec"]["parameters"]}
+        workload = model.trial_workload(assignment, "trial-x1")
+        pods = [workload["spec"]["template"]] if "template" in workload["spec"] else [
+            r["template"] for r in workload["spec"]["pytorchReplicaSpecs"].values()
+        ]  # fmt: skip
+        for pod in pods:
+            (container,) = [
+                c
+                for c in pod["spec"]["containers"]
+                if c["name"] == model.trial_template.primary_container_name
+            ]
+            argv = container["command"]
+            log = trial_log_path(argv[argv.index("train") + 1 :])
+            assert log == Path("/checkpoints/trial-x1/trainer.log"), path.name
+            (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/checkpoints"]
+            (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+            assert volume["persistentVolumeClaim"]["claimName"] == "katib-surrogate-checkpoints", path.name
+
+
+def test_a_failing_trial_under_katibs_wrapper_leaves_its_output_on_the_checkpoint_volume(
+    tmp_path: Path,
+) -> None:
+    """Under the StdOut collector's wrapper all output goes into the collector's file (an emptyDir,
+    gone with the pod); the trainer's own copy in the checkpoint folder keeps it, and its exit reason."""
+    _, command = _trial_argv(tmp_path, epochs="1")
+    command += ["--num-epochs", "0"]  # a bad value, as a wrong substitution would give
+    katib_dir = tmp_path / "pod" / "katib"
+    sh = _start_pod(command, katib_dir)
+    assert sh.wait(timeout=60) == 2
+    collected = (katib_dir / "metrics.log").read_text()
+    message = "argument --num-epochs: must be an integer in [1, 1000], got '0'"
+    assert message in collected
+    assert not [p for p in katib_dir.iterdir() if p.suffix == ".pid"]  # no marker: Katib sees a failure
+    log = (tmp_path / "checkpoints" / "trainer.log").read_text()
+    assert message in log and log.rstrip().endswith("exit 2 (bad arguments)")
