@@ -274,6 +274,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 def _local_experiments(args: argparse.Namespace) -> Callable[[], list[Experiment]]:
     from client.local_store import LocalStore
+    from client.trial_logs import attach_local_logs
 
     path = Path(args.store)
     if not path.exists():
@@ -306,6 +307,10 @@ def _local_experiments(args: argparse.Namespace) -> Callable[[], list[Experiment
                 for e in experiments
                 if (not tasks or e.task in tasks) and (not algos or e.algorithm in algos)
             ]
+        attach_local_logs(
+            experiments,
+            {(e.name, s.trial.name): s.trial_dir for e in experiments for s in store.trials(e.name)},
+        )
         return experiments
 
     return load
@@ -381,7 +386,7 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
-    """Print (or --watch) the experiments table."""
+    """Print (or --watch) the experiments table, then where the failed trials' logs are."""
     from client.report import status_table
 
     if args.local:
@@ -403,10 +408,20 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
             + "; submit them (`python -m client submit`) or check the filters"
         )
     if args.watch:
-        _watch(console, load, status_table, wait, args.interval, first=experiments)
+        experiments = _watch(console, load, status_table, wait, args.interval, first=experiments)
     else:
         console.print(status_table(experiments))
+    print_failed_trial_logs(console, experiments)
     return 0
+
+
+def print_failed_trial_logs(console: Console, experiments: list[Experiment]) -> None:
+    """Where each failed trial's output can be read, one whole line each (never wrapped or cropped,
+    so that a command can be copied)."""
+    from client.report import failed_trial_logs
+
+    for line in failed_trial_logs(experiments):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def _run_local(args: argparse.Namespace, console: Console) -> list[str]:
@@ -533,6 +548,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         console.print(comparison_table(comparison))
     if args.watch and args.prometheus:
         _cross_check(args.prometheus, experiments, comparison, console)
+    print_failed_trial_logs(console, experiments)
     if args.output:
         paths = write_reports(comparison, args.output)
         console.print("Wrote " + ", ".join(str(p) for p in paths))

@@ -32,6 +32,7 @@ from client.model import (
     Experiment,
     Trial,
 )
+from client.trial_logs import cluster_log_locations
 
 GROUP = "kubeflow.org"
 VERSION = "v1beta1"
@@ -120,6 +121,7 @@ def trial_from_cr(obj: dict[str, Any], strategies: dict[str, str] | None = None)
         completion_time=parse_time(status.get("completionTime")),
         gpus=count_gpus(spec.get("runSpec")),
         message=_condition_message(conditions, condition),
+        logs=cluster_log_locations(obj),
     )
 
 

@@ -41,6 +41,8 @@ class Trial:
     gpus: float = 0.0
     message: str = ""
     cpu_seconds: float | None = None  # user + sys CPU time of the trial's process, measured by local runs
+    #: Where the trial's output can be read after it ended (kubectl commands, file paths), one per line.
+    logs: list[str] = field(default_factory=list)
 
     @property
     def is_terminal(self) -> bool:

@@ -7,7 +7,8 @@ import io
 import json
 import tempfile
 from collections import Counter
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Group
@@ -16,7 +17,7 @@ from rich.text import Text
 
 from client.aggregate import Comparison, ExperimentSummary, summarize
 from client.errors import UsageError
-from client.model import Experiment, utcnow
+from client.model import FAILED_CONDITIONS, Experiment, Trial, utcnow
 
 DASH = "-"
 
@@ -369,3 +370,27 @@ def status_table(experiments: list[Experiment], now: datetime | None = None) -> 
             fmt_hours(row.cost_hours),
         )
     return table
+
+
+FAILED_LOGS_SHOWN = 5  # per experiment; the others are named (their commands differ only in the name)
+
+
+def _latest_first(trial: Trial) -> datetime:
+    return trial.completion_time or trial.start_time or datetime.min.replace(tzinfo=UTC)
+
+
+def failed_trial_logs(experiments: Sequence[Experiment], shown: int = FAILED_LOGS_SHOWN) -> list[str]:
+    """For each failed trial (Failed or MetricsUnavailable, as Katib counts them), where its output can
+    still be read (``Trial.logs``): the ``shown`` most recent per experiment, then the others' names."""
+    lines: list[str] = []
+    for experiment in experiments:
+        failed = [t for t in experiment.trials if t.condition in FAILED_CONDITIONS]
+        failed.sort(key=_latest_first, reverse=True)
+        for trial in failed[:shown]:
+            why = trial.message.strip().splitlines()[0][:120] if trial.message.strip() else ""
+            lines.append(f"  {trial.name} ({experiment.name}, {trial.condition}{': ' + why if why else ''})")
+            lines += [f"    {where}" for where in trial.logs] or ["    no log location is known"]
+        if len(failed) > shown:
+            rest = ", ".join(t.name for t in failed[shown:])
+            lines.append(f"  {experiment.name}: {len(failed) - shown} more failed, same places: {rest}")
+    return ["Logs of failed trials:", *lines] if lines else []

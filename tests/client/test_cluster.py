@@ -386,3 +386,77 @@ def test_status_without_experiments(
 ) -> None:
     code, _ = run_cli("status", "--kubeconfig", kubeconfig)
     assert code == 1 and "no experiments found in namespace katib-surrogate" in capsys.readouterr().err
+
+
+# --- where a failed trial's logs are ------------------------------------------------------------------------
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+
+
+def manifest(path: str) -> dict[str, Any]:
+    """A committed Experiment manifest (under manifests/)."""
+    import yaml
+
+    return yaml.safe_load((MANIFESTS / path).read_text())
+
+
+def katib_trial(fake: FakeKubeAPI, body: dict[str, Any], name: str, condition: str, message: str) -> None:
+    """A Trial as Katib v0.19's experiment controller creates it from the Experiment ``body`` (runSpec
+    substituted; retainRun, metricsCollector, primaryContainerName copied: experiment_controller_util.go)."""
+    from katib_model.experiment import KatibExperiment
+
+    experiment = KatibExperiment.from_body(body)
+    assignment = {p["name"]: p["feasibleSpace"]["list"][0] for p in body["spec"]["parameters"]}
+    obj = fake.add_trial(NS, experiment.name, name, assignment, condition, None, T0, at(T0, 60),
+                         objective=body["spec"]["objective"])  # fmt: skip
+    template = body["spec"]["trialTemplate"]
+    obj["spec"].update(
+        runSpec=experiment.trial_workload(assignment, name),
+        retainRun=template.get("retain", False),
+        metricsCollector=body["spec"]["metricsCollectorSpec"],
+        primaryContainerName=template["primaryContainerName"],
+    )
+    obj["status"]["conditions"][-1]["message"] = message
+    fake.put("trials", obj)
+
+
+def test_status_and_compare_say_where_a_failed_trials_logs_are(fake: FakeKubeAPI, kubeconfig: str) -> None:
+    """The trial from the committed manifest: its pods are retained, so the exact `kubectl logs` of
+    Katib's collector sidecar (where StdOut trials' output goes), and its trainer.log on the PVC."""
+    fake.put("experiments", experiment_cr("sst2-grid", "sst2", "grid"))
+    katib_trial(fake, manifest("30-experiment-sst2-grid.yaml"), "sst2-grid-x9", "Failed",
+                "Job has reached the specified backoff limit")  # fmt: skip
+    fake.add_trial(NS, "sst2-grid", "sst2-grid-ok", {"lr": "1"}, "Succeeded", {"accuracy": metric("0.7")},
+                   T0, at(T0, 60), objective=OBJECTIVE)  # fmt: skip
+    expected = [
+        "Logs of failed trials:",
+        "  sst2-grid-x9 (sst2-grid, Failed: Job has reached the specified backoff limit)",
+        "    pod logs: kubectl -n katib-surrogate logs -l katib.kubeflow.org/trial=sst2-grid-x9 "
+        "-c metrics-logger-and-collector --prefix --tail=-1",
+        "    trainer log: sst2-grid-x9/trainer.log on PVC katib-surrogate-checkpoints "
+        "(/checkpoints/sst2-grid-x9/trainer.log in the trial's pod)",
+    ]
+    for command in ("status", "compare"):
+        code, out = run_cli(command, "--kubeconfig", kubeconfig)
+        assert code == 0, out
+        lines = [line.rstrip() for line in out.splitlines()]
+        start = lines.index("Logs of failed trials:")
+        assert lines[start : start + 4] == expected, command
+        assert "sst2-grid-ok" not in out.split("Logs of failed trials:")[1]  # only failed trials
+
+
+def test_a_trial_whose_pods_were_deleted_says_so(fake: FakeKubeAPI, kubeconfig: str) -> None:
+    """Without trialTemplate.retain Katib deleted the Job and its pods; the smoke variant's checkpoint
+    folder is an emptyDir, so its trainer.log went with them: both are said, not hidden."""
+    body = manifest("optional/smoke-cpu/30-experiment-sst2-random.yaml")
+    body["spec"]["trialTemplate"]["retain"] = False
+    fake.put("experiments", experiment_cr("sst2-random", "sst2", "random"))
+    katib_trial(fake, body, "sst2-random-m1", "MetricsUnavailable", "Metrics are not available")
+    code, out = run_cli("status", "--kubeconfig", kubeconfig)
+    assert code == 0, out
+    block = out.split("Logs of failed trials:")[1]
+    assert "sst2-random-m1 (sst2-random, MetricsUnavailable: Metrics are not available)" in block
+    assert "pod logs: none (the pods were deleted with the trial's Job: trialTemplate.retain is off)" in block
+    assert (
+        "trainer log: /checkpoints/sst2-random-m1/trainer.log on emptyDir volume checkpoints: deleted"
+        in block
+    )

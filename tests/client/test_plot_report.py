@@ -108,3 +108,36 @@ def test_verdicts_say_who_reached_the_grids_best_and_the_speedup() -> None:
     assert "## Who reached the target" in md and "- cifar10: grid's best 0.4000 reached by random" in md
     missed = verdicts(compare(hand_case(), target=0.99))
     assert missed == ["sst2: target 0.9900 reached by none; not reached by surrogate-gp (best 0.8600)"]
+
+
+def test_failed_trial_logs_lists_each_failed_trial_most_recent_first() -> None:
+    from dataclasses import replace
+
+    from client.report import failed_trial_logs
+
+    failed = [
+        replace(
+            trial(f"t{i}", 0, 100 * i, condition="Failed"),
+            message=f"exit {i}\nsecond line",
+            logs=[f"log: /w/t{i}"],
+        )
+        for i in range(1, 8)
+    ]
+    unavailable = replace(trial("m", 0, 50, condition="MetricsUnavailable"), message="")
+    ok = trial("ok", 0, 10, 0.9)
+    lines = failed_trial_logs([experiment("e", "grid", [ok, unavailable, *failed])], shown=3)
+    assert lines == [
+        "Logs of failed trials:",
+        "  t7 (e, Failed: exit 7)",
+        "    log: /w/t7",
+        "  t6 (e, Failed: exit 6)",
+        "    log: /w/t6",
+        "  t5 (e, Failed: exit 5)",
+        "    log: /w/t5",
+        "  e: 5 more failed, same places: t4, t3, t2, t1, m",
+    ]
+    assert failed_trial_logs([experiment("e", "grid", [unavailable])])[1:] == [
+        "  m (e, MetricsUnavailable)",
+        "    no log location is known",
+    ]
+    assert failed_trial_logs([experiment("e", "grid", [ok])]) == []

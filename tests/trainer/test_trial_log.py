@@ -69,7 +69,9 @@ def test_an_unexpected_error_leaves_its_traceback_in_the_log(in_process, tmp_pat
     (section,) = sections((tmp_path / "ckpt" / "trainer.log").read_text())
     assert "loading the model\n" in section
     assert "exit 1 (unexpected error: RuntimeError: CUDA error: an illegal memory access" in section
-    assert "Traceback (most recent call last)" in section and 'in boom\n    raise RuntimeError("CUDA' in section
+    assert (
+        "Traceback (most recent call last)" in section and 'in boom\n    raise RuntimeError("CUDA' in section
+    )
 
 
 def test_a_runaway_log_is_capped_but_keeps_its_end(tmp_path: Path, monkeypatch) -> None:
