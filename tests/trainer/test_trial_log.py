@@ -124,3 +124,21 @@ def test_only_train_runs_keep_a_log() -> None:
     assert TrialLog.for_command(["warm-cache", "--cache-dir", "/cache"], 0) is None
     assert TrialLog.for_command([], 0) is None
     assert trial_log_path(["--checkpoint-dir"]) is None  # a flag without its value: nothing to name
+
+
+def test_train_help_keeps_no_log_and_creates_no_folder(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {"PYTHONPATH": str(repo / "trainer_image"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer", "train", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+    assert TrialLog.for_command(["train", "--help"], 0) is None

@@ -162,8 +162,9 @@ class TrialLog:
 
     @classmethod
     def for_command(cls, argv: Sequence[str], rank: int) -> TrialLog | None:
-        """The log of ``python -m trainer ARGV`` when it is a ``train`` run, else None."""
-        if not argv or argv[0] != "train":
+        """The log of ``python -m trainer ARGV`` when it is a ``train`` run, else None (also for
+        ``train --help``, which trains nothing and must not create folders)."""
+        if not argv or argv[0] != "train" or {"-h", "--help"} & set(argv[1:]):
             return None
         path = trial_log_path(argv[1:], rank)
         if path is None:
