@@ -15,12 +15,20 @@ from dataclasses import dataclass, field
 from client.rehearsal.job import JobOutcome
 
 _RESUME = re.compile(r"continuing at epoch (\d+) step (\d+)")
+#: The trainer's own line when a signal made it save a checkpoint and stop (trainer/engine.py): mid-epoch
+#: ("at epoch E step S") or, when the signal came as an epoch ended, "after epoch E".
+_SAVED_ON_SIGNAL = re.compile(r"saved checkpoint (?:at epoch \d+ step \d+|after epoch \d+)")
 
 
 def resume_point(text: str) -> tuple[int, int] | None:
     """(epoch, step) from the trainer's resume line in a pod's output (None: it started afresh)."""
     found = _RESUME.search(text)
     return None if found is None else (int(found.group(1)), int(found.group(2)))
+
+
+def saved_on_signal(text: str) -> bool:
+    """Whether a preempted pod's output shows the trainer saving a checkpoint as it was stopped."""
+    return _SAVED_ON_SIGNAL.search(text) is not None
 
 
 def epoch_span(epochs: list[int], expected: int | None) -> str:
@@ -48,6 +56,9 @@ class TrialAccount:
     epochs_seen: list[int]
     objective: str
     resume: tuple[int, int] | None = None  # (1-based epoch, step) the pod after a preemption resumed at
+    #: Whether the preempted pod's trainer saved a checkpoint on the signal (None: not known). An epoch of
+    #: one step has no point inside it, so a resume "at step 0" alone does not show a lost signal.
+    saved_on_signal: bool | None = None
 
     @property
     def retries(self) -> int:
@@ -71,7 +82,7 @@ class TrialAccount:
         if self.preempted:
             if self.resume is None:
                 out.append(f"{self.name}: preempted, but the next pod did not resume from a checkpoint")
-            elif self.resume[1] == 0:
+            elif self.saved_on_signal is False or (self.saved_on_signal is None and self.resume[1] == 0):
                 out.append(
                     f"{self.name}: preempted mid-epoch, but resumed at the start of epoch {self.resume[0]}: "
                     "no checkpoint was written on SIGTERM (the signal did not reach the trainer)"

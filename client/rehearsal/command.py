@@ -82,7 +82,7 @@ def cmd_rehearse(args: argparse.Namespace, console: Console) -> int:
     """Run the rehearsal; exit 0 without findings, 1 with."""
     options = RehearsalOptions(
         manifests=[Path(m) for m in args.manifest], setup=Path(args.setup), experiments=split_filter(args.experiment),
-        max_trials=args.max_trials, parallel=args.parallel, preempt=args.preempt, workdir=Path(args.workdir),
+        max_trials=args.max_trials, parallel=args.parallel, preempt=args.preempt, workdir=Path(args.workdir).absolute(),
         text_rows=args.text_rows, image_rows=args.image_rows, init_timeout=args.init_timeout,
     )  # fmt: skip
     from client.rehearsal.account import render

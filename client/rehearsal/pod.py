@@ -84,7 +84,8 @@ class PathMap:
     """Container paths -> folders of this machine, and the rewriting of strings that mention them."""
 
     def __init__(self, table: Mapping[str, Path]) -> None:
-        self.table = {p.rstrip("/"): Path(h) for p, h in table.items() if p.rstrip("/")}
+        # absolute: a pod runs in its own working folder, where a relative host path would name another place
+        self.table = {p.rstrip("/"): Path(h).absolute() for p, h in table.items() if p.rstrip("/")}
         alternatives = "|".join(re.escape(p) for p in sorted(self.table, key=len, reverse=True))
         self._pattern = (
             re.compile(rf"(?<![\w.\-/])({alternatives})(?=[/\s'\";:)&|<>]|$)") if alternatives else None

@@ -36,7 +36,13 @@ import grpc
 
 from client.errors import ClientError
 from client.experiments import ExperimentDef, load_experiments
-from client.rehearsal.account import ExperimentAccount, RehearsalAccount, TrialAccount, resume_point
+from client.rehearsal.account import (
+    ExperimentAccount,
+    RehearsalAccount,
+    TrialAccount,
+    resume_point,
+    saved_on_signal,
+)
 from client.rehearsal.collector import observation_values, summarize
 from client.rehearsal.job import JobOutcome, run_job
 from client.rehearsal.pod import KATIB_TRIAL_LABEL, PodSetup, epochs_in, preempt_after_epoch
@@ -277,15 +283,17 @@ class Rehearsal:
         else:
             trial.condition, reason = "Failed", f"TrialFailed. Job reason: {job.reason}"
         trial.completion = datetime.now(UTC)
-        resume = None
+        resume = saved = None
         for before, after in zip(job.pods, job.pods[1:], strict=False):
             if before.preempted:
                 output = after.metrics_path if after.metrics_path is not None else after.log_path
                 resume = resume_point(output.read_text(errors="replace")) if output.is_file() else None
+                stopped = before.metrics_path if before.metrics_path is not None else before.log_path
+                saved = saved_on_signal(stopped.read_text(errors="replace")) if stopped.is_file() else None
         epochs = [e for p in reported for e in epochs_in(p.metrics_path)]
         account = TrialAccount(
             trial.name, dict(trial.parameters), trial.condition, reason, job, expected_epochs(argv), epochs,
-            trial.observation.get(model.objective_metric, "-"), resume,
+            trial.observation.get(model.objective_metric, "-"), resume, saved,
         )  # fmt: skip
         self.log(f"rehearsal: {trial.name}: {trial.condition} ({reason}) after {len(job.pods)} pod(s)")
         return account

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from client.rehearsal.job import judge
+from client.rehearsal.account import TrialAccount, saved_on_signal
+from client.rehearsal.job import JobOutcome, judge
 from client.rehearsal.pod import (
     DISRUPTION_TARGET,
     PathMap,
@@ -124,3 +125,37 @@ def test_retry_decisions_follow_the_pod_failure_policy_and_backoff_limit() -> No
     assert judge(rules, _pod({"training": 0, collector: 2}), 0) == ("Count", None)
     unlimited = retry_rules({"kind": "PyTorchJob", "spec": {"runPolicy": {}}})
     assert judge(unlimited, _pod({"training": 1}), 100) == ("Count", None)
+
+
+def test_path_map_names_absolute_folders_whatever_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make rehearse` passes a relative work folder; each pod runs in its own folder, so a relative
+    # host path in the rewritten command landed inside the pod's workspace (the cache marker went missing)
+    monkeypatch.chdir(tmp_path)
+    paths = PathMap({"/cache": Path("runs/cache")})
+    assert paths.rewrite("> /cache/.ready") == f"> {tmp_path}/runs/cache/.ready"
+    assert paths.host("/cache/x") == tmp_path / "runs" / "cache" / "x"
+
+
+def _preempted_trial(resume: tuple[int, int] | None, saved: bool | None) -> TrialAccount:
+    pod = PodOutcome("p0", "Failed", {"training": 143}, {}, Path("log"), None, None, preempted=True)
+    job = JobOutcome(
+        "Complete", pods=[pod, PodOutcome("p1", "Succeeded", {"training": 0}, {}, Path("l"), None, None)]
+    )
+    return TrialAccount("t", {}, "Succeeded", "", job, 2, [1, 2], "0.5", resume, saved)
+
+
+def test_a_resume_at_step_0_is_a_finding_only_when_the_trainer_did_not_save_on_the_signal() -> None:
+    # an epoch of one step (16 stand-in images at batch 32) has no point inside it: saving on SIGTERM
+    # there resumes at step 0, which is not a lost signal
+    assert _preempted_trial((2, 0), saved=True).findings() == []
+    assert "did not reach the trainer" in _preempted_trial((2, 0), saved=False).findings()[0]
+    assert "did not reach the trainer" in _preempted_trial((2, 0), saved=None).findings()[0]
+    assert _preempted_trial((2, 3), saved=None).findings() == []
+    assert "did not resume" in _preempted_trial(None, saved=True).findings()[0]
+    assert saved_on_signal("SIGTERM: saved checkpoint at epoch 2 step 0 to /ck/checkpoint.pt; rerun ...")
+    assert saved_on_signal(
+        "trainer: error: received SIGTERM: saved checkpoint after epoch 1 to /ck/checkpoint.pt"
+    )
+    assert not saved_on_signal("epoch=1 accuracy=0.5")
