@@ -74,8 +74,13 @@ def test_cache_job_experiment_and_preemption_run_as_on_a_cluster(account: Rehear
 
 
 @pytest.mark.slow
-def test_preempted_trial_resumes_mid_epoch_and_katib_sees_every_epoch(account: RehearsalAccount) -> None:
+def test_preempted_trial_resumes_from_its_sigterm_checkpoint_and_katib_sees_every_epoch(
+    account: RehearsalAccount,
+) -> None:
+    # Where in an epoch the signal lands depends on timing (mid-epoch, or just as an epoch ends): what must
+    # hold is that the trainer saved on the signal and the next pod resumed from that checkpoint.
     first = account.experiments[0].trials[0]
-    assert first.resume is not None and first.resume[1] > 0
+    assert first.preempted and first.saved_on_signal is True
+    assert first.resume is not None and first.resume >= (2, 0)
     assert first.epochs_seen[: first.expected_epochs] == list(range(1, first.expected_epochs + 1))
     assert account.findings() == []
