@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import types
@@ -80,3 +81,83 @@ def test_power_sampling_when_energy_counter_is_missing(monkeypatch: pytest.Monke
     reading = meter.read()
     meter.close()
     assert reading.energy_j == pytest.approx(600.0)
+
+
+class _Sample:
+    """One ``nvmlProcessUtilizationSample_t``."""
+
+    def __init__(self, pid: int, sm: float, stamp: int) -> None:
+        self.pid, self.smUtil, self.timeStamp = pid, sm, stamp
+
+
+def test_mig_slice_is_matched_through_its_parent_and_gets_its_slice_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MIG UUID (the one torch sees) matches a MIG handle; energy is the card's times g/7, marked shared."""
+    module = fake_nvml({"GPU-aaaa": [7_000_000.0, 14_000_000.0]})
+
+    class Attributes:
+        gpuInstanceSliceCount = 2  # noqa: N815 (NVML's field name)
+
+    module.nvmlDeviceGetMigMode = lambda h: (1, 1) if h == "GPU-aaaa" else (0, 0)  # type: ignore[attr-defined]
+    module.nvmlDeviceGetMaxMigDeviceCount = lambda h: 2  # type: ignore[attr-defined]
+
+    def mig_handle(parent: str, index: int) -> str:
+        if index == 1:
+            raise RuntimeError("Not Found")  # an empty slot
+        return "MIG-cccc"
+
+    module.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle  # type: ignore[attr-defined]
+    module.nvmlDeviceGetAttributes = lambda h: Attributes()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    meter = GpuMeter(["MIG-cccc"], ["Fake H100 MIG 2g.20gb"])
+    assert meter.nvml_available
+    reading = meter.read()
+    meter.close()
+    assert reading.card_energy_j == pytest.approx(7000.0)
+    assert reading.energy_j == pytest.approx(2000.0)  # 2 of 7 compute slices
+    assert reading.shared and reading.energy_basis == "mig-slices"
+
+
+def test_shared_card_energy_is_split_by_this_process_sm_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = fake_nvml({"GPU-aaaa": [1_000_000.0, 2_000_000.0]})
+    module.nvmlDeviceGetComputeRunningProcesses = lambda h: [object(), object()]  # type: ignore[attr-defined]
+    pid = os.getpid()
+    module.nvmlDeviceGetProcessUtilization = lambda h, since: [  # type: ignore[attr-defined]
+        _Sample(pid, 30.0, since + 1),
+        _Sample(pid + 1, 90.0, since + 2),
+    ]
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    meter = GpuMeter(["GPU-aaaa"])
+    meter._sample(1.0)
+    reading = meter.read()
+    meter.close()
+    assert reading.shared and reading.energy_basis == "sm-share" and reading.max_processes == 2
+    assert reading.sm_share == pytest.approx(0.25)
+    assert reading.card_energy_j == pytest.approx(1000.0)
+    assert reading.energy_j == pytest.approx(250.0)
+
+
+def test_shared_card_without_per_process_samples_splits_equally(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a container NVML's host PIDs match nothing: the card's energy is split over the processes seen."""
+    module = fake_nvml({"GPU-aaaa": [0.0, 3_000_000.0]})
+    module.nvmlDeviceGetComputeRunningProcesses = lambda h: [object()] * 3  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    meter = GpuMeter(["GPU-aaaa"])
+    meter._sample(1.0)
+    reading = meter.read()
+    meter.close()
+    assert reading.shared and reading.energy_basis == "equal-split"
+    assert reading.energy_j == pytest.approx(1000.0) and reading.card_energy_j == pytest.approx(3000.0)
+
+
+def test_alone_on_the_card_keeps_all_of_its_energy(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = fake_nvml({"GPU-aaaa": [0.0, 500_000.0]})
+    module.nvmlDeviceGetComputeRunningProcesses = lambda h: [object()]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    meter = GpuMeter(["GPU-aaaa"])
+    meter._sample(1.0)
+    reading = meter.read()
+    meter.close()
+    assert not reading.shared and reading.energy_basis == "exclusive"
+    assert reading.energy_j == pytest.approx(500.0) == reading.card_energy_j

@@ -3,7 +3,7 @@
 Full shapes are BERT-base at sequence length 128 (67 GFLOP per training sample) and ResNet-50 at
 224 px (24.3 GFLOP per training image); tiny shapes are the tiny preset's models, whose FLOPs are
 counted with ``torch.utils.flop_counter``. MFU is reported against the device's dense bf16 peak when
-it is known (H100/H200: 989 TFLOP/s). One call can sweep batch sizes (``--batch-sizes``; a batch size
+it is known (the per-model table in :mod:`trainer.bench_peaks`). One call can sweep batch sizes (``--batch-sizes``; a batch size
 that runs out of memory becomes an ``OOM`` row), pick a ``torch.compile`` mode (``--compile-mode``)
 and profile each configuration (``--profile DIR``, see :mod:`trainer.bench_profile`).
 """
@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as nnf
 
 from trainer.bench_args import CUDAGRAPH_MODES
+from trainer.bench_peaks import peak_flops
 from trainer.bench_profile import ProfileOptions, profile_steps
 from trainer.bench_report import write_section
 
 REFERENCE_FLOPS = {("bert", "full"): 67e9, ("resnet50", "full"): 24.3e9}
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12}
 SECTION = "trainer-throughput"
 MODEL_LABELS = {
     ("bert", "full"): "BERT-base seq 128",
@@ -38,14 +38,6 @@ MODEL_LABELS = {
     ("bert", "tiny"): "tiny BERT seq 128",
     ("resnet50", "tiny"): "tiny ResNet 16 px",
 }
-
-
-def peak_flops(device_name: str) -> float | None:
-    """Dense bf16 peak FLOP/s of a known accelerator (None for CPUs and unknown GPUs)."""
-    for key, value in PEAK_BF16.items():
-        if key in device_name:
-            return value
-    return None
 
 
 def device_name(device: torch.device) -> str:

@@ -4,22 +4,38 @@
 Energy is the difference of two ``nvmlDeviceGetTotalEnergyConsumption`` reads (mJ) per GPU, or, on
 GPUs without that counter, the integral of sampled power. Without NVML or without CUDA devices the
 meter reports the device as ``cpu`` with zero GPU time and energy and never fails the trial.
+
+Shared cards. The energy counter is the whole card's. When other processes run on the same card
+(seen with ``nvmlDeviceGetComputeRunningProcesses``), the card's energy is not this trial's alone:
+``energy_j`` is then this process's share and the reading says how it was split (``energy_basis``):
+``sm-share`` (this process's share of the SM utilisation NVML reports per process,
+``nvmlDeviceGetProcessUtilization``), else ``equal-split`` over the processes seen (NVML reports host
+PIDs, which a containerised process cannot match to its own), while ``card_energy_j`` keeps the
+whole card's. A MIG slice (a ``MIG-...`` UUID, matched through its parent's MIG device handles) has no
+energy counter of its own: it gets ``g/7`` of its card's energy (``mig-slices``), the slice's share of
+the compute slices, and is always reported as shared.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 SAMPLE_INTERVAL_S = 1.0
+MIG_SLICES = 7  # compute slices of a full A100/H100/H200
 
 
 @dataclass
 class GpuReading:
-    """Totals since the meter started."""
+    """Totals since the meter started.
+
+    ``energy_j`` is this process's energy (its share when the card is shared, see ``energy_basis``);
+    ``card_energy_j`` the whole cards'; ``shared`` whether another process or MIG slice used a card.
+    """
 
     device: str
     gpu_count: int
@@ -28,6 +44,11 @@ class GpuReading:
     energy_j: float
     mean_utilization: float | None
     names: list[str] = field(default_factory=list)
+    card_energy_j: float = 0.0
+    shared: bool = False
+    energy_basis: str = "exclusive"
+    max_processes: int = 0
+    sm_share: float | None = None
 
 
 def _uuid_text(value: Any) -> str:
@@ -36,6 +57,21 @@ def _uuid_text(value: Any) -> str:
         if text.startswith(prefix):
             text = text[len(prefix) :]
     return text.lower()
+
+
+@dataclass
+class _Device:
+    """One metered CUDA device: its NVML handle, the handle its energy is read from, and running sums."""
+
+    handle: Any
+    energy_handle: Any
+    mig_fraction: float | None = None  # g/7 of a MIG slice, None for a whole card
+    energy_start: float | None = None
+    power_j: float = 0.0
+    own_sm: float = 0.0
+    all_sm: float = 0.0
+    last_sample_us: int = 0
+    max_processes: int = 0
 
 
 class GpuMeter:
@@ -51,9 +87,8 @@ class GpuMeter:
         self._names = list(names or [])
         self._start = time.monotonic() if started_at is None else started_at
         self._nvml: Any = None
-        self._handles: list[Any] = []
-        self._energy_start: list[float | None] = []
-        self._power_j: list[float] = []
+        self._devices: list[_Device] = []
+        self._pid = os.getpid()
         self._util_sum = 0.0
         self._util_count = 0
         self._last_util: float | None = None
@@ -63,6 +98,27 @@ class GpuMeter:
         if self._uuids:
             self._open_nvml()
 
+    def _mig_devices(self, parent: Any) -> dict[str, _Device]:
+        """The MIG slices of ``parent`` by UUID (empty when MIG is off or unsupported)."""
+        nvml, found = self._nvml, {}
+        try:
+            if nvml.nvmlDeviceGetMigMode(parent)[0] != 1:
+                return {}
+            count = nvml.nvmlDeviceGetMaxMigDeviceCount(parent)
+        except Exception:
+            return {}
+        for index in range(count):
+            try:
+                handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, index)
+                uuid = _uuid_text(nvml.nvmlDeviceGetUUID(handle))
+            except Exception:  # an empty slot
+                continue
+            slices = MIG_SLICES
+            with contextlib.suppress(Exception):
+                slices = int(nvml.nvmlDeviceGetAttributes(handle).gpuInstanceSliceCount)
+            found[uuid] = _Device(handle, parent, mig_fraction=slices / MIG_SLICES)
+        return found
+
     def _open_nvml(self) -> None:
         try:
             import pynvml
@@ -70,20 +126,22 @@ class GpuMeter:
             pynvml.nvmlInit()
         except Exception:  # library missing, no driver: report without NVML
             return
-        by_uuid = {}
+        self._nvml = pynvml
+        by_uuid: dict[str, _Device] = {}
         try:
             for index in range(pynvml.nvmlDeviceGetCount()):
                 handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-                by_uuid[_uuid_text(pynvml.nvmlDeviceGetUUID(handle))] = handle
+                by_uuid[_uuid_text(pynvml.nvmlDeviceGetUUID(handle))] = _Device(handle, handle)
+                by_uuid.update(self._mig_devices(handle))
         except Exception:
+            by_uuid = {}
+        devices = [by_uuid[u] for u in self._uuids if u in by_uuid]
+        if not devices:
+            self._nvml = None
             return
-        handles = [by_uuid[u] for u in self._uuids if u in by_uuid]
-        if not handles:
-            return
-        self._nvml = pynvml
-        self._handles = handles
-        self._energy_start = [self._energy_mj(h) for h in handles]
-        self._power_j = [0.0] * len(handles)
+        self._devices = devices
+        for device in devices:
+            device.energy_start = self._energy_mj(device.energy_handle)
         self._thread = threading.Thread(target=self._sample_loop, name="gpu-meter", daemon=True)
         self._thread.start()
 
@@ -100,16 +158,36 @@ class GpuMeter:
             self._sample(now - last)
             last = now
 
+    def _sample_processes(self, device: _Device) -> None:
+        """Count the card's compute processes and add up per-process SM utilisation since the last read."""
+        nvml = self._nvml
+        with contextlib.suppress(Exception):
+            running = len(nvml.nvmlDeviceGetComputeRunningProcesses(device.energy_handle))
+            with self._lock:
+                device.max_processes = max(device.max_processes, running)
+        try:
+            samples = nvml.nvmlDeviceGetProcessUtilization(device.energy_handle, device.last_sample_us)
+        except Exception:  # not supported, or no sample since the last read
+            return
+        own = sum(float(s.smUtil) for s in samples if int(s.pid) == self._pid)
+        total = sum(float(s.smUtil) for s in samples)
+        with self._lock:
+            device.own_sm += own
+            device.all_sm += total
+            device.last_sample_us = max([device.last_sample_us, *(int(s.timeStamp) for s in samples)])
+
     def _sample(self, dt: float) -> None:
         utils = []
-        for i, handle in enumerate(self._handles):
-            with contextlib.suppress(Exception):
-                utils.append(float(self._nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
-            if self._energy_start[i] is None:
+        for device in self._devices:
+            if device.mig_fraction is None:
+                with contextlib.suppress(Exception):
+                    utils.append(float(self._nvml.nvmlDeviceGetUtilizationRates(device.handle).gpu))
+                self._sample_processes(device)
+            if device.energy_start is None:
                 try:
-                    watts = self._nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+                    watts = self._nvml.nvmlDeviceGetPowerUsage(device.energy_handle) / 1000.0
                     with self._lock:
-                        self._power_j[i] += watts * dt
+                        device.power_j += watts * dt
                 except Exception:
                     pass
         if utils:
@@ -127,35 +205,57 @@ class GpuMeter:
     @property
     def nvml_available(self) -> bool:
         """Whether NVML matched at least one of the process's devices."""
-        return bool(self._handles)
+        return bool(self._devices)
 
     def current_utilization(self) -> float | None:
         """Latest sampled mean GPU utilisation in percent (None without NVML)."""
         with self._lock:
             return self._last_util
 
+    def _device_energy(self, device: _Device) -> tuple[float, float, str, float | None]:
+        """(this process's J, the card's J, basis, SM share) of one device so far."""
+        start = device.energy_start
+        now = self._energy_mj(device.energy_handle) if start is not None else None
+        with self._lock:
+            card = max(0.0, now - start) / 1000.0 if start is not None and now is not None else device.power_j
+            own_sm, all_sm, processes = device.own_sm, device.all_sm, device.max_processes
+        if device.mig_fraction is not None:
+            return card * device.mig_fraction, card, "mig-slices", None
+        if processes <= 1:
+            return card, card, "exclusive", None
+        if own_sm > 0 and all_sm > 0:
+            share = own_sm / all_sm
+            return card * share, card, "sm-share", share
+        return card / processes, card, "equal-split", None
+
     def read(self) -> GpuReading:
         """Totals so far (the meter keeps running)."""
         wall = time.monotonic() - self._start
-        energy = 0.0
-        for i, handle in enumerate(self._handles):
-            start = self._energy_start[i]
-            now = self._energy_mj(handle) if start is not None else None
-            if start is not None and now is not None:
-                energy += max(0.0, now - start) / 1000.0
-            else:
-                with self._lock:
-                    energy += self._power_j[i]
+        own = card = 0.0
+        bases, shares = [], []
+        for device in self._devices:
+            device_own, device_card, basis, share = self._device_energy(device)
+            own, card = own + device_own, card + device_card
+            bases.append(basis)
+            if share is not None:
+                shares.append(share)
         with self._lock:
             mean_util = self._util_sum / self._util_count if self._util_count else None
+            processes = max((d.max_processes for d in self._devices), default=0)
+        shared_bases = sorted({b for b in bases if b != "exclusive"})
         return GpuReading(
             device="cuda" if self._uuids else "cpu",
             gpu_count=self.gpu_count,
             wall_seconds=wall,
             gpu_seconds=wall * self.gpu_count,
-            energy_j=energy,
+            energy_j=own,
             mean_utilization=mean_util,
             names=self._names,
+            card_energy_j=card,
+            shared=bool(shared_bases),
+            energy_basis="+".join(shared_bases) or "exclusive",
+            max_processes=processes,
+            sm_share=sum(shares) / len(shares) if shares else None,
         )
 
     def close(self) -> None:
@@ -167,7 +267,7 @@ class GpuMeter:
             with contextlib.suppress(Exception):
                 self._nvml.nvmlShutdown()
             self._nvml = None
-            self._handles = []
+            self._devices = []
 
 
 def meter_for_torch_device(
