@@ -38,7 +38,23 @@ def test_full_trial_command_parses() -> None:
         "9100",
     )
     assert (args.task, args.learning_rate, args.batch_size, args.num_epochs) == ("sst2", 3e-5, 32, 3)
-    assert (args.seed, args.compile, args.metrics_port, args.checkpoint_dir) == (7, True, 9100, "/ckpt")
+    assert (args.seed, args.compile, args.metrics_port, args.checkpoint_dir) == (7, "on", 9100, "/ckpt")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [((), "auto"), (("--compile",), "on"), (("--compile", "off"), "off"), (("--compile", "auto"), "auto")],
+)
+def test_compile_takes_auto_on_off_and_a_bare_flag_means_on(flags: tuple[str, ...], expected: str) -> None:
+    assert parse(*BASE, *flags).compile == expected
+
+
+def test_checkpoint_interval_defaults_to_five_minutes_and_refuses_negatives(capsys) -> None:
+    assert parse(*BASE).checkpoint_interval_s == 300
+    assert parse(*BASE, "--checkpoint-interval-s", "0").checkpoint_interval_s == 0
+    with pytest.raises(SystemExit):
+        parse(*BASE, "--checkpoint-interval-s", "-1")
+    assert "--checkpoint-interval-s" in capsys.readouterr().err
 
 
 def test_last_repeated_flag_wins() -> None:

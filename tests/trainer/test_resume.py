@@ -127,7 +127,8 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clear_error_and_keeps_the_last
     in_process, tmp_path, monkeypatch
 ) -> None:
     """A full checkpoint volume: exit 6 with the file and the cause, the epoch-1 checkpoint intact, no
-    temporary file left behind, and the rerun resumes from epoch 1."""
+    temporary file left behind, and the rerun resumes from epoch 1. The epoch-2 save fails on the
+    background thread; the error reaches the trial at its next save (here the finished marker)."""
     import errno
 
     import torch
@@ -142,8 +143,10 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clear_error_and_keeps_the_last
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save)
-    run = in_process(trial_args("sst2", tmp_path, epochs=2))
+    args = trial_args("sst2", tmp_path, "--checkpoint-interval-s", "0", epochs=3)
+    run = in_process(args)
     assert run.code == 6, run.err
+    assert saves == [1, 2]  # the failed write was not retried, and nothing was written after it
     ckpt = tmp_path / "ckpt" / "checkpoint.pt"
     expected = (
         f"cannot write the checkpoint {ckpt}: No space left on device (the previous checkpoint is kept)"
@@ -155,7 +158,7 @@ def test_a_checkpoint_that_cannot_be_written_is_a_clear_error_and_keeps_the_last
     monkeypatch.setattr(torch, "save", real_save)
     state = torch.load(ckpt, weights_only=False)
     assert load_checkpoint(ckpt.parent, state["fingerprint"])["epoch"] == 1
-    rerun = in_process(trial_args("sst2", tmp_path, epochs=2))
+    rerun = in_process(args)
     assert rerun.code == 0, rerun.err
-    assert epochs_printed(rerun.out) == [1, 2]  # epoch 1 replayed from the checkpoint, epoch 2 trained
+    assert epochs_printed(rerun.out) == [1, 2, 3]  # epoch 1 replayed from the checkpoint, 2 and 3 trained
     assert epoch_lines(rerun.out)[0] == epoch_lines(run.out)[0]

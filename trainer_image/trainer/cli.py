@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import trainer.process_clock  # noqa: F401  (first: starts the gpu_seconds clock as the CLI loads)
 from trainer.arg_types import csv_choices, float_range, int_range
-from trainer.config import DEFAULT_OUTPUT_DIR
+from trainer.compile_policy import COMPILE_CHOICES
+from trainer.config import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_OUTPUT_DIR
 from trainer.distributed import DEFAULT_TIMEOUT_S, rank_from_env
 from trainer.tasks import TINY_TEXT_LR_SCALE, all_tasks, task_names
 
@@ -45,7 +46,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--batch-size",
         required=True,
         type=int_range(1, 65536),
-        help="training batch size; under torchrun the global batch, split evenly over the processes",
+        help="training batch size per process: under torchrun each of the WORLD_SIZE processes trains on "
+        "this many examples per step (global batch = batch size x WORLD_SIZE; the learning rate is not scaled)",
     )
     need.add_argument(
         "--num-epochs", required=True, type=int_range(1, 1000), help="passes over the train split"
@@ -107,12 +109,29 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda if present"
     )
-    run.add_argument("--compile", action="store_true", help="torch.compile the model (GPU runs)")
+    run.add_argument(
+        "--compile",
+        choices=COMPILE_CHOICES,
+        nargs="?",
+        const="on",
+        default="auto",
+        help="torch.compile the model: auto (default) compiles GPU trials long enough to pay the compile "
+        "time back (trainer/compile_policy.py), on (also a bare --compile), off",
+    )
+    run.add_argument(
+        "--checkpoint-interval-s",
+        type=float_range(0, 86400),
+        default=DEFAULT_CHECKPOINT_INTERVAL_S,
+        help=f"save a checkpoint (in the background) when this many seconds passed since the last one, "
+        f"checked every few steps; 0: after every epoch (default {DEFAULT_CHECKPOINT_INTERVAL_S:g}). "
+        "SIGTERM always saves before the exit; a finished trial keeps only a small marker",
+    )
     run.add_argument(
         "--num-workers",
         type=int_range(0, 64),
         default=None,
-        help="DataLoader workers (default 4 on GPU, 0 on CPU)",
+        help="text tasks: DataLoader workers, kept for the whole trial (default up to 4 on GPU, 0 on CPU); "
+        "image tasks gather batches from a device-resident dataset and start none",
     )
     run.add_argument(
         "--metrics-port", type=int_range(1, 65535), default=None, help="serve Prometheus /metrics"

@@ -11,6 +11,9 @@ from trainer.distributed import DEFAULT_TIMEOUT_S
 from trainer.tasks import TaskSpec, get_task
 
 DEFAULT_OUTPUT_DIR = "outputs"  # train --output-dir
+# train --checkpoint-interval-s: a preempted trial loses at most this much training; each save costs a
+# snapshot of the training state (device to pinned memory) and a background write, see checkpoint.py
+DEFAULT_CHECKPOINT_INTERVAL_S = 300.0
 TINY_IMAGE_SIZE = 12  # the tiny ResNet's default training resolution (images are 32 px, resized)
 # --image-size default per vision model: the tiny ResNet's, CIFAR's own, and a pretrained model's
 DEFAULT_IMAGE_SIZE = {"tiny-resnet": TINY_IMAGE_SIZE, "resnet50-cifar": 32, "resnet50": 160}
@@ -25,6 +28,7 @@ NOT_IN_FINGERPRINT = (
     "checkpoint_dir",
     "device",
     "compile",
+    "checkpoint_interval_s",
     "num_workers",
     "metrics_port",
     "push_metrics",
@@ -33,6 +37,15 @@ NOT_IN_FINGERPRINT = (
     "dist_timeout",
     "fail_on_divergence",
 )
+
+
+def _compile_choice(value: object) -> str:
+    """``--compile`` as auto/on/off (a library caller's True/False/None read as on/off/auto)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 def resolve_checkpoint_dir(output_dir: str, checkpoint_dir: str | None) -> str:
@@ -61,7 +74,7 @@ class RunConfig:
     output_dir: str
     checkpoint_dir: str
     device: str
-    compile: bool
+    compile: str  # auto | on | off (trainer.compile_policy)
     num_workers: int | None
     metrics_port: int | None
     push_metrics: bool
@@ -69,6 +82,7 @@ class RunConfig:
     stop_after_epoch: int | None
     dist_timeout: int = DEFAULT_TIMEOUT_S
     fail_on_divergence: bool = False
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
 
     @property
     def spec(self) -> TaskSpec:
@@ -159,7 +173,7 @@ class RunConfig:
             output_dir=output_dir,
             checkpoint_dir=checkpoint_dir,
             device=args.device,
-            compile=args.compile,
+            compile=_compile_choice(args.compile),
             num_workers=args.num_workers,
             metrics_port=args.metrics_port,
             push_metrics=args.push_metrics,
@@ -167,4 +181,5 @@ class RunConfig:
             stop_after_epoch=args.stop_after_epoch,
             dist_timeout=getattr(args, "dist_timeout", DEFAULT_TIMEOUT_S),
             fail_on_divergence=getattr(args, "fail_on_divergence", False),
+            checkpoint_interval_s=getattr(args, "checkpoint_interval_s", DEFAULT_CHECKPOINT_INTERVAL_S),
         )

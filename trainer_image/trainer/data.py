@@ -58,10 +58,37 @@ def load_splits(task: str, preset: str, cache_dir: str) -> Splits:
     return out
 
 
+# Length bucketing (text): the epoch's shuffled order is cut into chunks of this many global batches,
+# each chunk sorted by length, so a batch holds examples of similar length (little padding); the full
+# batches are then shuffled. Hugging Face's LengthGroupedSampler uses "megabatches" of 50 batches.
+BUCKET_BATCHES = 50
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The training order of ``epoch``: a function of (seed, epoch) only, so a resumed run matches."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=generator)
+
+
+def bucket_by_length(
+    order: list[int], lengths: Sequence[int], batch_size: int, bucket_batches: int, seed: int, epoch: int
+) -> list[int]:
+    """``order`` regrouped so that each batch of ``batch_size`` holds examples of similar length.
+
+    Chunks of ``bucket_batches`` batches of ``order`` are sorted by length (stable: equal lengths keep
+    their shuffled order); the full batches are then put in an order drawn from (seed, epoch); the
+    trailing short batch, if any, stays last (step ``i`` has ``global_batch_at(n, batch, i)``
+    samples, as without bucketing). A function of its arguments only, so a resumed run matches.
+    """
+    chunk = batch_size * max(1, bucket_batches)
+    grouped: list[int] = []
+    for start in range(0, len(order), chunk):
+        grouped += sorted(order[start : start + chunk], key=lambda i: lengths[i])
+    full = len(grouped) // batch_size
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 104_729)
+    batch_order = torch.randperm(full, generator=generator).tolist()
+    out = [i for b in batch_order for i in grouped[b * batch_size : (b + 1) * batch_size]]
+    return out + grouped[full * batch_size :]
 
 
 class EpochBatchSampler(Sampler[list[int]]):
@@ -72,7 +99,11 @@ class EpochBatchSampler(Sampler[list[int]]):
     (``batch_size / world_size`` samples; the last, shorter batch is split as evenly as possible), so
     the ranks' slices of a step together are exactly the single-process batch of that step. The
     trailing batch is dropped when some rank would get fewer than ``min_batch`` samples of it
-    (BatchNorm needs two samples per rank).
+    (BatchNorm needs two samples per rank). ``lengths`` (one per example): bucket the global batches
+    by length (``bucket_by_length``), still a function of (seed, epoch) only.
+
+    The epoch and start step can be changed (``set_epoch``) so that one DataLoader, with persistent
+    workers, serves every epoch: the batch indices are drawn in the trainer's process.
     """
 
     def __init__(
@@ -86,14 +117,28 @@ class EpochBatchSampler(Sampler[list[int]]):
         min_batch: int = 1,
         rank: int = 0,
         world_size: int = 1,
+        lengths: Sequence[int] | None = None,
+        bucket_batches: int = BUCKET_BATCHES,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        self.order = epoch_permutation(n, seed, epoch).tolist() if shuffle else list(range(n))
+        if lengths is not None and len(lengths) != n:
+            raise ValueError(f"lengths has {len(lengths)} entries for {n} examples")
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.lengths, self.bucket_batches = lengths, bucket_batches
         self.batch_size = batch_size
-        self.start_step = start_step
         self.min_batch = min_batch
         self.rank, self.world_size = rank, world_size
+        self.set_epoch(epoch, start_step)
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Serve ``epoch``'s batches from ``start_step`` on."""
+        order = epoch_permutation(self.n, self.seed, epoch).tolist() if self.shuffle else list(range(self.n))
+        if self.lengths is not None:
+            order = bucket_by_length(
+                order, self.lengths, self.batch_size, self.bucket_batches, self.seed, epoch
+            )
+        self.order, self.epoch, self.start_step = order, epoch, start_step
 
     def global_batches(self) -> list[list[int]]:
         """All global batches of the epoch (every rank's part, including those before ``start_step``)."""
@@ -208,7 +253,9 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader that never touches the global RNG (so resumed runs replay dropout exactly).
 
-    Its worker processes survive a SIGTERM sent to the trainer's process group (what torchrun does
+    Build it once per trial: its workers (if any) persist across epochs and evaluations; a training
+    loader gets each epoch's batches by ``EpochBatchSampler.set_epoch`` before it is iterated. Its
+    worker processes survive a SIGTERM sent to the trainer's process group (what torchrun does
     to stop its workers), so the trainer can finish its step and checkpoint.
     """
     return _Loader(
@@ -218,6 +265,6 @@ def make_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(0),
-        persistent_workers=False,
+        persistent_workers=num_workers > 0,
         worker_init_fn=_leave_process_group if num_workers else None,
     )

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from trainer.checkpoint import AsyncCheckpointWriter, checkpoint_path, load_checkpoint
+from trainer.compile_policy import compile_decision
 from trainer.config import RunConfig
 from trainer.data import global_batch_at
 from trainer.distributed import Dist, LaunchError, dist_env, rank_from_env
@@ -80,7 +81,7 @@ def _oom_error(cfg: RunConfig, exc: BaseException, world_size: int = 1) -> OutOf
     shape = f"--max-seq-length {cfg.max_seq_length}" if cfg.is_text else f"--image-size {cfg.image_size}"
     batch = f"--batch-size {cfg.batch_size}"
     if world_size > 1:
-        batch += f" ({cfg.batch_size // world_size} per process on each of {world_size} processes)"
+        batch += f" per process (global batch {cfg.batch_size * world_size} over {world_size} processes)"
     return OutOfMemoryError(
         f"out of memory at {batch} (task {cfg.task}, model {cfg.model}, {shape}); "
         f"this batch size does not fit the device, try a smaller --batch-size ({type(exc).__name__}: "
@@ -147,9 +148,12 @@ class Trial:
             task.optimizer, lr_lambda(task.schedule, self.total_steps, warmup)
         )
         self.sync_batchnorm = uses_sync_batchnorm(cfg, device, self.dist.env)
+        self.compiled, self.compile_reason = compile_decision(cfg, device, self.total_steps)
         task.model, self.net, self.eval_net = wrap_for_training(
-            task.model, device, self.dist, self.sync_batchnorm, cfg.compile
+            task.model, device, self.dist, self.sync_batchnorm, self.compiled
         )
+        self.writer = AsyncCheckpointWriter(cfg.checkpoint_dir, pin_memory=device.type == "cuda")
+        self.last_save = time.monotonic()  # the interval counts from the start (or the resume)
         self.history: list[dict[str, float | int]] = []
         self.prior = {"train_seconds": 0.0, "gpu_seconds": 0.0, "gpu_energy_j": 0.0, "samples": 0}
         self.train_seconds = 0.0  # this process
@@ -175,17 +179,26 @@ class Trial:
             "samples": int(self.prior["samples"] + samples),
         }
 
-    def save(self, epoch: int, step: int, loss_sum: float, count: int) -> Path:
+    def save(
+        self, epoch: int, step: int, loss_sum: float, count: int, wait: bool = True, running_s: float = 0.0
+    ) -> Path:
         """Checkpoint at (epoch, step): weights, optimizer, schedule, RNG, history and costs.
 
         Collective: rank 0 writes (atomically) with every rank's RNG state and the partial loss summed
-        over ranks; the others wait until the file is in place, so no rank exits before it is.
+        over ranks. ``wait``: the file is on disk when this returns, on every rank (a preemption
+        save: no rank exits before it is); otherwise rank 0 writes it in the background (the
+        interval saves: training goes on). ``running_s``: training seconds of the epoch in progress
+        not yet counted in ``train_seconds`` (a mid-epoch save).
         """
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         rngs = self.dist.gather_objects(rng)
-        costs = self.costs()
+        self.train_seconds += running_s
+        try:
+            costs = self.costs()
+        finally:
+            self.train_seconds -= running_s
         loss_total, count_total = self.dist.sum([loss_sum, count])
         state: dict[str, Any] = {
             "fingerprint": self.cfg.fingerprint(),
@@ -205,12 +218,46 @@ class Trial:
         if self.dist.enabled:
             state["rng_ranks"] = rngs
 
+        self.last_save = time.monotonic()
+        return self._write(state, wait)
+
+    def _write(self, state: dict[str, Any], wait: bool) -> Path:
+        """Rank 0 writes ``state`` (now, or in the background); every rank learns of a failure."""
+
         def write() -> Path:
             if self.dist.is_main:
-                return save_checkpoint(self.cfg.checkpoint_dir, state)
+                if not wait:
+                    self.writer.submit(state)
+                    return checkpoint_path(self.cfg.checkpoint_dir)
+                return self.writer.write(state)
             return checkpoint_path(self.cfg.checkpoint_dir)
 
         return self.dist.agree(write, "writing the checkpoint")
+
+    def save_finished(self) -> Path:
+        """After the last epoch: the small finished marker instead of a full checkpoint (collective).
+
+        It holds what a restarted pod of this finished trial needs to print its metric lines again
+        without training (history, their times, costs); no weights or optimizer state, which nothing
+        would read. It replaces the last training checkpoint once the background write (if any) ends.
+        """
+        state: dict[str, Any] = {
+            "fingerprint": self.cfg.fingerprint(),
+            "epoch": self.cfg.num_epochs,
+            "step": 0,
+            "finished": True,
+            "history": self.history,
+            "history_times": list(self.reporter.epoch_times),
+            "costs": self.costs(),
+            "steps_per_epoch": self.task.steps_per_epoch,
+            "world_size": self.dist.world_size,
+        }
+        return self._write(state, wait=True)
+
+    def save_due(self) -> bool:
+        """Whether ``--checkpoint-interval-s`` has passed since the last save (rank 0's clock)."""
+        interval = self.cfg.checkpoint_interval_s
+        return interval > 0 and time.monotonic() - self.last_save >= interval
 
     def _load(self) -> dict[str, Any] | None:
         state = load_checkpoint(self.cfg.checkpoint_dir, self.cfg.fingerprint())
@@ -226,6 +273,8 @@ class Trial:
                 f"cannot be split over the processes); resume with the same number of processes, or "
                 f"delete {path} to start the trial from scratch"
             )
+        if state.get("finished"):
+            return state
         try:
             self.task.model.load_state_dict(state["model"])
             self.task.optimizer.load_state_dict(state["optimizer"])
@@ -277,7 +326,8 @@ class Trial:
             raise error
         if state is None:
             return False
-        self._restore_rng(state)
+        if not state.get("finished"):
+            self._restore_rng(state)
         self.start_epoch, self.start_step = int(state["epoch"]), int(state["step"])
         self.history = list(state.get("history", []))
         self.prior = dict(state.get("costs", self.prior))
@@ -301,16 +351,18 @@ class Trial:
         error.collective = self.dist.enabled
         return error
 
-    def _poll(self, loss_sum: torch.Tensor, epoch: int, step: int) -> bool:
-        """Raise when the training loss is not finite (on any rank); return whether to stop (any rank).
+    def _poll(self, loss_sum: torch.Tensor, epoch: int, step: int) -> tuple[bool, bool]:
+        """Raise when the training loss is not finite (on any rank); return (stop, save now).
 
-        One process checks its own values. Several exchange (loss sum, SIGTERM seen) in one
-        all-reduce, so every rank takes the same decision after the same step.
+        Stop: any rank saw SIGTERM. Save now: the checkpoint interval has passed on rank 0's clock.
+        One process checks its own values. Several exchange (loss sum, SIGTERM seen, save due) in
+        one all-reduce, so every rank takes the same decisions after the same step.
         """
         if not self.dist.enabled:
             _check_finite(loss_sum, "the training loss", self.cfg, epoch, step)
-            return self.stop.requested
-        rows = self.dist.per_rank([float(loss_sum), float(self.stop.requested)])
+            return self.stop.requested, self.save_due()
+        due = self.dist.is_main and self.save_due()
+        rows = self.dist.per_rank([float(loss_sum), float(self.stop.requested), float(due)])
         bad = [r for r, row in enumerate(rows) if not math.isfinite(row[0])]
         if bad:
             ranks = ", ".join(map(str, bad))
@@ -319,7 +371,7 @@ class Trial:
             )
             error.collective = True
             raise error
-        return any(row[1] for row in rows)
+        return any(row[1] for row in rows), any(row[2] for row in rows)
 
     def _backward(self, loss: torch.Tensor, n: int, step: int) -> None:
         """Backward pass; under DDP the rank's mean loss is weighted by its share of the global batch.
@@ -329,7 +381,7 @@ class Trial:
         is exactly 1 for full batches).
         """
         if self.dist.enabled:
-            total = global_batch_at(self.task.train_size, self.cfg.batch_size, step)
+            total = global_batch_at(self.task.train_size, self.cfg.batch_size * self.dist.world_size, step)
             weight = n * self.dist.world_size / total
             if weight != 1.0:
                 loss = loss * weight
@@ -348,12 +400,7 @@ class Trial:
         began = time.monotonic()
         window_start, window_samples = began, 0
         for batch in task.train_batches(epoch, first_step):
-            loss, n = task.batch_loss(self.net, batch, epoch, step)
-            self._backward(loss, n, step)
-            task.optimizer.step()
-            self.scheduler.step()
-            task.optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach().double() * n
+            n = self.train_step(batch, epoch, step, loss_sum)
             count += n
             step += 1
             self.samples += n
@@ -361,13 +408,17 @@ class Trial:
             local_stop = not self.dist.enabled and self.stop.requested
             if step % self.check_every == 0 or local_stop:
                 try:
-                    stop = self._poll(loss_sum, epoch, step)
+                    stop, due = self._poll(loss_sum, epoch, step)
                 except NonFiniteLossError:
                     self._sync_time(began)  # the diverged run's train_seconds include this epoch
                     raise
                 if stop:
                     self._sync_time(began)
                     raise self._preempt(epoch, step, float(loss_sum), count, "received SIGTERM")
+                if due and step < task.steps_per_epoch:  # at the epoch's end the epoch-end save decides
+                    self.save(
+                        epoch, step, float(loss_sum), count, wait=False, running_s=time.monotonic() - began
+                    )
                 now = time.monotonic()
                 self.exporter.update(
                     step=epoch * task.steps_per_epoch + step,
@@ -377,7 +428,7 @@ class Trial:
                 )
                 window_start, window_samples = now, 0
         self._sync_time(began)
-        if self._poll(loss_sum, epoch, step):
+        if self._poll(loss_sum, epoch, step)[0]:
             raise self._preempt(epoch, step, float(loss_sum), count, "received SIGTERM")
         loss_total, count_total = self.dist.sum([float(loss_sum), count])
         # every rank evaluates with rank 0's BatchNorm statistics, the ones the checkpoint holds
@@ -391,15 +442,34 @@ class Trial:
         self.partial_loss, self.partial_count = 0.0, 0
         return {"epoch": epoch + 1, **metrics, "train_loss": loss_total / max(count_total, 1)}
 
+    def train_step(self, batch: Any, epoch: int, step: int, loss_sum: torch.Tensor) -> int:
+        """One optimizer step on ``batch``; adds the batch's summed loss to ``loss_sum`` (on the device).
+
+        Nothing here waits for the device: the loss stays a device tensor (checked every
+        ``check_every`` steps by ``_poll``), so the host runs ahead and queues the next steps.
+        Returns the batch's sample count (known on the host).
+        """
+        task = self.task
+        loss, n = task.batch_loss(self.net, batch, epoch, step)
+        self._backward(loss, n, step)
+        task.optimizer.step()
+        self.scheduler.step()
+        task.optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach().double() * n
+        return n
+
     def _sync_time(self, began: float) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.train_seconds += time.monotonic() - began
 
-    def _stop_requested(self) -> bool:
+    def _epoch_end_flags(self) -> tuple[bool, bool]:
+        """(stop: any rank saw SIGTERM, save: the interval passed on rank 0 or it is 0), one all-reduce."""
+        due = self.cfg.checkpoint_interval_s == 0 or self.save_due()
         if not self.dist.enabled:
-            return self.stop.requested
-        return self.dist.max([float(self.stop.requested)])[0] > 0
+            return self.stop.requested, due
+        stop, save = self.dist.max([float(self.stop.requested), float(self.dist.is_main and due)])
+        return stop > 0, save > 0
 
     def run(self) -> dict[str, float | int]:
         """Train the remaining epochs, report each, and return the final metrics.
@@ -409,11 +479,18 @@ class Trial:
         ``self.diverged`` holds the reason (see ``diverged_result``).
         """
         try:
-            return self._run_epochs()
-        except NonFiniteLossError as exc:
-            if self.cfg.fail_on_divergence:
-                raise
-            return self.diverged_result(str(exc))
+            try:
+                result = self._run_epochs()
+            except NonFiniteLossError as exc:
+                if self.cfg.fail_on_divergence:
+                    raise
+                result = self.diverged_result(str(exc))
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                self.writer.wait()  # no background write is cut off by the exit (its file is complete)
+            raise
+        self.writer.wait()
+        return result
 
     def diverged_result(self, reason: str) -> dict[str, float | int]:
         """Final metrics of a diverged run: chance-level quality, the costs so far, ``diverged=1``.
@@ -452,16 +529,22 @@ class Trial:
             epoch_metrics = self.run_epoch(epoch, first_step)
             self.history.append(epoch_metrics)
             self.reporter.epoch(epoch_metrics)
-            self.save(epoch + 1, 0, 0.0, 0)
             self.exporter.update(epoch=epoch + 1)
-            if cfg.stop_after_epoch == epoch + 1 and epoch + 1 < cfg.num_epochs:
+            if epoch + 1 == cfg.num_epochs:  # done: no full checkpoint, only the finished marker
+                self.save_finished()
+                break
+            stop, due = self._epoch_end_flags()
+            asked = cfg.stop_after_epoch == epoch + 1
+            if stop or asked or due:  # on SIGTERM or --stop-after-epoch: on disk before the exit
+                self.save(epoch + 1, 0, 0.0, 0, wait=stop or asked)
+            if asked:
                 error = PreemptedError(
                     f"stopped after epoch {epoch + 1} as --stop-after-epoch asked; checkpoint saved to "
                     f"{checkpoint_path(cfg.checkpoint_dir)}; rerun without the flag to resume"
                 )
                 error.collective = self.dist.enabled
                 raise error
-            if self._stop_requested() and epoch + 1 < cfg.num_epochs:
+            if stop:
                 error = PreemptedError(
                     f"received SIGTERM: saved checkpoint after epoch {epoch + 1} to "
                     f"{checkpoint_path(cfg.checkpoint_dir)}; rerun the same command to resume"
@@ -578,8 +661,8 @@ def _train(cfg: RunConfig, device: torch.device, dist: Dist) -> int:
         run_info["distributed"] = {
             "backend": dist.backend,
             "world_size": dist.world_size,
-            "global_batch_size": cfg.batch_size,
-            "batch_size_per_process": cfg.batch_size // dist.world_size,
+            "global_batch_size": cfg.batch_size * dist.world_size,
+            "batch_size_per_process": cfg.batch_size,
             "sync_batchnorm": uses_sync_batchnorm(cfg, device, dist.env),
         }
     push = cfg.katib_db_manager_address if cfg.push_metrics else None
@@ -600,7 +683,7 @@ def _train(cfg: RunConfig, device: torch.device, dist: Dist) -> int:
             if dist.enabled:  # the model is built (the same on every rank): now per-rank dropout streams
                 torch.manual_seed(rank_seed(cfg.seed, dist.rank))
             reporter.run_info.update(task.info)
-            per_process = f", {cfg.batch_size // dist.world_size} per process" if dist.enabled else ""
+            per_process = f" per process, {cfg.batch_size * dist.world_size} global" if dist.enabled else ""
             log(
                 f"{cfg.task} ({cfg.preset} preset) on {device}"
                 + (f" and {dist.world_size - 1} more processes ({dist.backend})" if dist.enabled else "")
@@ -611,6 +694,7 @@ def _train(cfg: RunConfig, device: torch.device, dist: Dist) -> int:
             if notes:
                 log(f"{'; '.join(notes)} (see docs/trainer.md, 'Presets')")
             trial = Trial(cfg, device, task, meter, reporter, exporter, stop, dist)
+            log(f"torch.compile {'on' if trial.compiled else 'off'} ({trial.compile_reason})")
             trial.restore()
             final = trial.run()
         except TrainerError:

@@ -53,23 +53,19 @@ def uses_sync_batchnorm(cfg: RunConfig, device: torch.device, env: DistEnv) -> b
 
 
 def check_batch_split(cfg: RunConfig, device: torch.device, env: DistEnv) -> None:
-    """``--batch-size`` is the global batch: it must split evenly over the processes."""
+    """``--batch-size`` is what each process trains on per step; the global batch is that x WORLD_SIZE.
+
+    So the hyperparameter a search tunes is the batch one GPU sees, the same in a 1-GPU and an N-GPU
+    trial (the learning rate is not scaled: with N processes the optimizer sees N times the batch).
+    Image batches need two samples per process for BatchNorm unless SyncBatchNorm (GPUs) pools them.
+    """
     if not env.enabled:
         return
-    world = env.world_size
-    if cfg.batch_size % world:
-        below = cfg.batch_size - cfg.batch_size % world
-        options = f"{below} or {below + world}" if below else f"{world}"
+    if not cfg.is_text and cfg.batch_size < VISION_MIN_PER_RANK and not uses_sync_batchnorm(cfg, device, env):
         raise LaunchError(
-            f"--batch-size {cfg.batch_size} is the global batch, split evenly over the {world} torchrun "
-            f"processes (WORLD_SIZE={world}); it must be a multiple of {world}, e.g. {options}"
-        )
-    per_rank = cfg.batch_size // world
-    if not cfg.is_text and per_rank < VISION_MIN_PER_RANK and not uses_sync_batchnorm(cfg, device, env):
-        raise LaunchError(
-            f"--batch-size {cfg.batch_size} over {world} CPU processes leaves {per_rank} image per process; "
-            f"BatchNorm needs at least {VISION_MIN_PER_RANK} per process, so use --batch-size "
-            f"{VISION_MIN_PER_RANK * world} or more"
+            f"--batch-size {cfg.batch_size} is the batch of each of the {env.world_size} CPU processes; "
+            f"BatchNorm needs at least {VISION_MIN_PER_RANK} images per process, so use --batch-size "
+            f"{VISION_MIN_PER_RANK} or more"
         )
 
 

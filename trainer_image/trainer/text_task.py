@@ -87,7 +87,11 @@ def tokenize(
 
 
 class PadCollator:
-    """Dynamic padding to the longest example of the batch (rounded up to ``multiple``)."""
+    """Dynamic padding to the longest example of the batch (rounded up to ``multiple``).
+
+    ``attention_mask`` is only in the batch when some row is padded: the collator knows the lengths
+    on the host, so a batch without padding needs no mask at all (and no check of one on the device).
+    """
 
     def __init__(self, pad_id: int, multiple: int = 1) -> None:
         self.pad_id = pad_id
@@ -105,11 +109,29 @@ class PadCollator:
             types[row, :n] = torch.tensor(example["token_type_ids"])
             mask[row, :n] = 1
         labels = torch.tensor([e["label"] for e in examples], dtype=torch.long)
-        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels}
+        batch = {"input_ids": ids, "token_type_ids": types, "labels": labels}
+        if any(len(e["input_ids"]) < length for e in examples):
+            batch["attention_mask"] = mask
+        return batch
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def model_attention_mask(mask: torch.Tensor | None, implementation: str | None) -> torch.Tensor | None:
+    """The padding mask in the form the model uses as given, so transformers never inspects it.
+
+    With a 2D mask, transformers' SDPA mask helper asks ``padding_mask.all()`` on every forward
+    (``masking_utils._ignore_bidirectional_mask_sdpa``), a host-device sync per step on a GPU. A 4D
+    mask is returned as is (``_preprocess_mask_arguments``: "If the mask is already 4D, simply return
+    as-is"): for SDPA a boolean (batch, 1, 1, length) mask, True where a token is attended to, built
+    on the device without a sync. Other attention implementations get the 2D mask (their own path).
+    ``None`` (no padding in the batch, decided by the collator on the host) stays None.
+    """
+    if mask is None or implementation != "sdpa":
+        return mask
+    return mask[:, None, None, :].bool()
 
 
 def prepare_text(
@@ -125,6 +147,7 @@ def prepare_text(
     tokenizer, model, source = load_text_model(cfg)
     max_length = cfg.effective_max_seq_length
     train = tokenize(tokenizer, splits["train"], cfg.task, max_length)
+    attn = getattr(model.config, "_attn_implementation", None)
     # evaluation in length order: batches of similar lengths need little padding (metrics are order-free)
     evaluation = sorted(
         tokenize(tokenizer, splits[cfg.spec.eval_split], cfg.task, max_length),
@@ -135,50 +158,59 @@ def prepare_text(
     pin = device.type == "cuda"
     train_set, eval_set = ListDataset(train), ListDataset(evaluation)
 
+    global_batch = cfg.batch_size * dist.world_size
+    # one sampler and one loader for the whole trial (persistent workers); each epoch re-aims the sampler
+    sampler = EpochBatchSampler(
+        len(train),
+        global_batch,
+        cfg.seed,
+        0,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        lengths=[len(e["input_ids"]) for e in train],
+    )
+    train_loader = make_loader(train_set, sampler, collate, num_workers, pin)
+
     def train_batches(epoch: int, start_step: int) -> Any:
-        sampler = EpochBatchSampler(
-            len(train),
-            cfg.batch_size,
-            cfg.seed,
-            epoch,
-            start_step,
-            rank=dist.rank,
-            world_size=dist.world_size,
-        )
-        return make_loader(train_set, sampler, collate, num_workers, pin)
+        sampler.set_epoch(epoch, start_step)
+        return train_loader
+
+    def forward(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = _to_device(batch, device)
+        with autocast():
+            return net(
+                input_ids=batch["input_ids"],
+                token_type_ids=batch["token_type_ids"],
+                attention_mask=model_attention_mask(batch.get("attention_mask"), attn),
+            ).logits.float()
 
     def batch_loss(
         net: nn.Module, batch: dict[str, torch.Tensor], epoch: int, step: int
     ) -> tuple[torch.Tensor, int]:
-        batch = _to_device(batch, device)
-        with autocast():
-            logits = net(
-                input_ids=batch["input_ids"],
-                token_type_ids=batch["token_type_ids"],
-                attention_mask=batch["attention_mask"],
-            ).logits
-        return nnf.cross_entropy(logits.float(), batch["labels"]), int(batch["labels"].shape[0])
+        labels = batch["labels"]
+        logits = forward(net, batch)
+        return nnf.cross_entropy(logits, labels.to(device, non_blocking=True)), int(labels.shape[0])
 
     eval_batch = min(max(cfg.batch_size, 64), 512)
+    eval_loader = make_loader(
+        eval_set,
+        eval_shard(len(evaluation), eval_batch, dist.rank, dist.world_size),
+        collate,
+        num_workers,
+        pin,
+    )
 
     @torch.no_grad()
     def evaluate(net: nn.Module) -> dict[str, float]:
         net.eval()
-        sampler = eval_shard(len(evaluation), eval_batch, dist.rank, dist.world_size)
-        logits_all = [torch.zeros((0, cfg.spec.num_labels))]
+        logits_all = [torch.zeros((0, cfg.spec.num_labels), device=device)]
         labels_all = [torch.zeros((0,), dtype=torch.long)]
-        for batch in make_loader(eval_set, sampler, collate, num_workers, pin):
-            batch = _to_device(batch, device)
-            with autocast():
-                logits = net(
-                    input_ids=batch["input_ids"],
-                    token_type_ids=batch["token_type_ids"],
-                    attention_mask=batch["attention_mask"],
-                ).logits.float()
-            logits_all.append(logits.cpu())
-            labels_all.append(batch["labels"].cpu())
+        for batch in eval_loader:
+            logits_all.append(forward(net, batch))  # stays on the device: one copy at the end
+            labels_all.append(batch["labels"])
         net.train()
-        logits, truth = dist.gather_rows(torch.cat(logits_all)), dist.gather_rows(torch.cat(labels_all))
+        logits_local = torch.cat(logits_all).cpu()
+        logits, truth = dist.gather_rows(logits_local), dist.gather_rows(torch.cat(labels_all))
         if truth.shape[0] != len(evaluation):
             raise RuntimeError(f"evaluated {truth.shape[0]} examples, expected {len(evaluation)}")
         predicted = logits.argmax(dim=1)
@@ -197,7 +229,7 @@ def prepare_text(
     return PreparedTask(
         model=model,
         train_size=len(train),
-        steps_per_epoch=steps_per_epoch(len(train), cfg.batch_size, world_size=dist.world_size),
+        steps_per_epoch=steps_per_epoch(len(train), global_batch, world_size=dist.world_size),
         train_batches=train_batches,
         batch_loss=batch_loss,
         evaluate=evaluate,

@@ -1,8 +1,10 @@
 """ResNet-50 on CIFAR-10: SGD (Nesterov momentum) with cosine decay, crop+flip augmentation on the device.
 
-Images stay uint8 (N, 3, 32, 32) in host memory; each batch goes to the device, where the random crop
-(4 px padding), horizontal flip, resize to the training resolution and normalisation run batched, so
-the GPU is not starved by per-image CPU transforms.
+The dataset stays uint8 (N, 3, 32, 32) on the training device (CIFAR-10's 50,000 training images are
+150 MB): a batch is an index into it, the random crop (4 px padding) and horizontal flip are drawn by
+a generator on the device, and resize to the training resolution and normalisation run batched there.
+No DataLoader, no worker processes and no host-to-device copy per step: nothing in a step waits for
+the GPU. The epoch's index order is copied to the device once per epoch (from pinned memory).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from trainer.data import (
     eval_shard,
     global_batch_at,
     load_splits,
-    make_loader,
     steps_per_epoch,
 )
 from trainer.distributed import Dist, shard_bounds
@@ -123,15 +124,20 @@ def random_crop_flip(
 ) -> torch.Tensor:
     """Random crop after zero padding plus random horizontal flip, for a whole batch (any device).
 
+    The offsets and flips are drawn by ``generator`` on its own device: a generator on the images'
+    GPU draws them there, so no host-to-device copy (a stream sync from pageable memory) is needed.
+
     ``within=(start, total)``: ``images`` are rows ``start..`` of a batch of ``total`` (a rank's slice
     of a global batch); the random draws are made for the whole batch and this slice's are used, so
     every image gets the crop and flip it would get in a single process.
     """
     n, _c, h, w = images.shape
     start, total = within if within is not None else (0, n)
-    offsets = torch.randint(0, 2 * padding + 1, (2, total), generator=generator)[:, start : start + n]
-    flips = torch.rand(total, generator=generator)[start : start + n] < 0.5
-    offsets, flips = offsets.to(images.device), flips.to(images.device)
+    where = generator.device  # drawn where the generator lives (the images' device in training)
+    offsets = torch.randint(0, 2 * padding + 1, (2, total), generator=generator, device=where)
+    flips = torch.rand(total, generator=generator, device=where) < 0.5
+    offsets = offsets[:, start : start + n].to(images.device, non_blocking=True)
+    flips = flips[start : start + n].to(images.device, non_blocking=True)
     padded = nnf.pad(images, (padding, padding, padding, padding))
     rows = (offsets[0][:, None] + torch.arange(h, device=images.device))[:, None, :, None]
     cols = (offsets[1][:, None] + torch.arange(w, device=images.device))[:, None, None, :]
@@ -162,26 +168,41 @@ class Normaliser:
         return x.contiguous(memory_format=torch.channels_last)
 
 
-class ImageBatches(torch.utils.data.Dataset):
-    """uint8 images and labels; ``__getitems__`` gathers a whole batch with one indexing op."""
+class ResidentImages:
+    """uint8 images and labels held on the training device; batches are gathered there by index.
 
-    def __init__(self, images: torch.Tensor, labels: list[int]) -> None:
-        self.images = images
-        self.labels = torch.tensor(labels, dtype=torch.long)
+    ``batches(index_batches)`` copies all the given index batches to the device in one transfer
+    (pinned memory, ``non_blocking``) and yields each batch's (images, labels) as device tensors.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: list[int], device: torch.device) -> None:
+        self.device = device
+        self.images = images.to(device)
+        self.labels = torch.tensor(labels, dtype=torch.long, device=device)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index], self.labels[index]
+    def batches(self, index_batches: list[list[int]]) -> Any:
+        """(images, labels) per batch of indices, in order, gathered on the device."""
+        flat = torch.tensor([i for batch in index_batches for i in batch], dtype=torch.long)
+        if self.device.type == "cuda":
+            flat = flat.pin_memory().to(self.device, non_blocking=True)
+        start = 0
+        for batch in index_batches:
+            index = flat[start : start + len(batch)]
+            start += len(batch)
+            yield self.images[index], self.labels[index]
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.tensor(indices, dtype=torch.long)
-        return self.images[index], self.labels[index]
+
+def step_generator(device: torch.device) -> torch.Generator:
+    """The generator the augmentation draws from, on ``device`` (reseeded every step)."""
+    return torch.Generator(device=device)
 
 
-def _as_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return batch
+def augmentation_seed(seed: int, epoch: int, step: int) -> int:
+    """The seed of step ``step``'s crops and flips: a function of (seed, epoch, step) only."""
+    return (seed * 1_000_003 + epoch) * 100_003 + step
 
 
 def prepare_vision(
@@ -205,13 +226,15 @@ def prepare_vision(
     model.to(device, memory_format=torch.channels_last)
     size = int(cfg.image_size or 32)
     normalise = Normaliser(size, imagenet, device)
-    pin = device.type == "cuda"
-    train_set, eval_set = ImageBatches(train_x, train_y), ImageBatches(eval_x, eval_y)
+    train_set = ResidentImages(train_x, train_y, device)
+    eval_set = ResidentImages(eval_x, eval_y, device)
+    global_batch = cfg.batch_size * dist.world_size
+    generator = step_generator(device)
 
     def train_batches(epoch: int, start_step: int) -> Any:
         sampler = EpochBatchSampler(
             len(train_set),
-            cfg.batch_size,
+            global_batch,
             cfg.seed,
             epoch,
             start_step,
@@ -219,12 +242,12 @@ def prepare_vision(
             rank=dist.rank,
             world_size=dist.world_size,
         )
-        return make_loader(train_set, sampler, _as_batch, num_workers, pin)
+        return train_set.batches(list(sampler))
 
     def batch_loss(net: nn.Module, batch: Any, epoch: int, step: int) -> tuple[torch.Tensor, int]:
-        images, labels = (t.to(device, non_blocking=True) for t in batch)
-        generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 100_003 + step)
-        total = global_batch_at(len(train_set), cfg.batch_size, step)
+        images, labels = batch
+        generator.manual_seed(augmentation_seed(cfg.seed, epoch, step))
+        total = global_batch_at(len(train_set), global_batch, step)
         start = shard_bounds(total, dist.rank, dist.world_size)[0]
         x = normalise(random_crop_flip(images, generator, within=(start, total)))
         with autocast():
@@ -232,21 +255,20 @@ def prepare_vision(
         return nnf.cross_entropy(logits.float(), labels), int(labels.shape[0])
 
     eval_batch = min(max(cfg.batch_size, 128), 1024)
+    eval_batches = eval_shard(len(eval_set), eval_batch, dist.rank, dist.world_size).batch_list
 
     @torch.no_grad()
     def evaluate(net: nn.Module) -> dict[str, float]:
         net.eval()
-        sampler = eval_shard(len(eval_set), eval_batch, dist.rank, dist.world_size)
-        logits_all = [torch.zeros((0, cfg.spec.num_labels))]
-        labels_all = [torch.zeros((0,), dtype=torch.long)]
-        for images, labels in make_loader(eval_set, sampler, _as_batch, num_workers, pin):
-            images = images.to(device, non_blocking=True)
+        logits_all = [torch.zeros((0, cfg.spec.num_labels), device=device)]
+        labels_all = [torch.zeros((0,), dtype=torch.long, device=device)]
+        for images, labels in eval_set.batches(eval_batches):
             with autocast():
-                logits = net(normalise(images)).float()
-            logits_all.append(logits.cpu())
+                logits_all.append(net(normalise(images)).float())
             labels_all.append(labels)
         net.train()
-        logits, truth = dist.gather_rows(torch.cat(logits_all)), dist.gather_rows(torch.cat(labels_all))
+        logits_local, labels_local = torch.cat(logits_all).cpu(), torch.cat(labels_all).cpu()
+        logits, truth = dist.gather_rows(logits_local), dist.gather_rows(labels_local)
         if truth.shape[0] != len(eval_set):
             raise RuntimeError(f"evaluated {truth.shape[0]} images, expected {len(eval_set)}")
         return {
@@ -267,7 +289,7 @@ def prepare_vision(
         model=model,
         train_size=len(train_set),
         steps_per_epoch=steps_per_epoch(
-            len(train_set), cfg.batch_size, min_batch=2, world_size=dist.world_size
+            len(train_set), global_batch, min_batch=2, world_size=dist.world_size
         ),
         train_batches=train_batches,
         batch_loss=batch_loss,
