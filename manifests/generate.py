@@ -85,8 +85,8 @@ DDP_TASK = "cifar10"
 DDP_ALGORITHM = "surrogate-gp"
 DDP_GPUS_PER_NODE = 4
 DDP_WORKERS = 1
-# Master + Workers, nprocPerNode each. --batch-size is the global batch under torchrun, so the
-# single-GPU batch_size list is scaled by this: each GPU sees the batch it sees in the 1-GPU Experiment.
+# Master + Workers, nprocPerNode each. --batch-size is each process's batch under torchrun (the global
+# batch is it x this), so the search space is the 1-GPU Experiment's: each GPU sees the batch it sees there.
 DDP_PROCESSES = DDP_GPUS_PER_NODE * (1 + DDP_WORKERS)
 # After SIGTERM torchrun forwards it to the workers, which all save after the same step; torchrun waits
 # DDP_SHUTDOWN_TIMEOUT s for them, inside the pod's grace period.
@@ -446,15 +446,11 @@ def ddp_experiment(full: dict[str, Any]) -> dict[str, Any]:
     container["command"] = ["torchrun", "-m", *container["command"][2:]]
     container["env"].append({"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": DDP_SHUTDOWN_TIMEOUT})
     pod["terminationGracePeriodSeconds"] = DDP_GRACE_SECONDS
-    for param in exp["spec"]["parameters"]:
-        if param["name"] == "batch_size":
-            values = param["feasibleSpace"]["list"]
-            param["feasibleSpace"]["list"] = [str(int(v) * DDP_PROCESSES) for v in values]
     for trial_param in template["trialParameters"]:
         if trial_param["reference"] == "batch_size":
             trial_param["description"] = (
-                f"Global training batch size, split evenly over the {DDP_PROCESSES} processes "
-                f"({1 + DDP_WORKERS} pods x nprocPerNode {DDP_GPUS_PER_NODE})"
+                f"Batch size per GPU process; the global batch is {DDP_PROCESSES} times this "
+                f"({1 + DDP_WORKERS} pods x nprocPerNode {DDP_GPUS_PER_NODE}); the learning rate is not scaled"
             )
     for key in ("requests", "limits"):
         res = container["resources"][key]
