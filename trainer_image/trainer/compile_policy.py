@@ -42,4 +42,7 @@ def compile_decision(cfg: RunConfig, device: torch.device, total_steps: int) -> 
         return False, f"--compile auto: not on {device.type} (compiling takes longer than a CPU trial gains)"
     if total_steps >= threshold:
         return True, f"--compile auto: {total_steps} steps >= {threshold} ({family} tasks)"
-    return False, f"--compile auto: {total_steps} steps < {threshold} ({family} tasks), compiling would not pay back"
+    return (
+        False,
+        f"--compile auto: {total_steps} steps < {threshold} ({family} tasks), compiling would not pay back",
+    )

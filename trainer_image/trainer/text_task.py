@@ -116,7 +116,8 @@ class PadCollator:
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    """The model's inputs on ``device`` (the labels stay where they are: evaluation keeps them on the host)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
 
 
 def model_attention_mask(mask: torch.Tensor | None, implementation: str | None) -> torch.Tensor | None:
