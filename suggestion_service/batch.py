@@ -7,7 +7,10 @@ from the candidate ``pool`` with the ``Acquisition`` ``acquire``:
    (kriging believer: the model's mean; constant liar: the mean transformed output) and conditioned on
    in one refit with fixed hyperparameters.
 2. The candidates are scored; outside enumerable spaces, local candidates around the best candidates
-   and incumbents (own, then prior) join the pool.
+   and incumbents (own, then prior) join the pool, and then the acquisition is climbed from the best
+   ``CLIMB_STARTS`` of them (``acq_optimize.maximise``: L-BFGS-B on the continuous dimensions of a
+   GP, coordinate line search on the discrete ones); the climbed rows join the pool too. Not under
+   ``ei_per_cost``, whose cost model is fitted per call on the pool.
 3. The first pick maximises the acquisition over every candidate; each later pick updates the
    posterior of a shortlist by a rank-one step (``Surrogate.fantasy_posterior``) with the fantasised
    pick and re-scores it. Every pick is canonicalised and checked against everything tried and picked.
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from suggestion_service import candidates
+from suggestion_service import acq_optimize, candidates
 from suggestion_service.acquisition import Acquisition, predicted_mean
 from suggestion_service.deadline import NO_DEADLINE, Deadline
 from suggestion_service.history import History
@@ -47,6 +50,8 @@ _REFINE_TOP = 8
 _REFINE_INCUMBENTS = 3
 _REFINE_PER_CENTER = 24
 _SHORTLIST = 256
+#: Best distinct candidates the acquisition is climbed from (``acq_optimize.maximise``).
+CLIMB_STARTS = 8
 #: Candidates scored per step (the GP's cross-covariance of one chunk: SCORE_CHUNK x fit rows).
 SCORE_CHUNK = 4096
 
@@ -160,6 +165,41 @@ def _refine(
     )
 
 
+def _climb(
+    fitted: FittedModel,
+    scored: _Scored,
+    taken: set[tuple],
+    score: Acquisition,
+    model: Surrogate,
+    best: float,
+) -> _Scored:
+    """``scored`` plus the canonical rows climbed from its ``CLIMB_STARTS`` best distinct rows (those
+    not in ``taken`` and new), scored like the rest; unchanged under a cost model (see the module
+    docstring)."""
+    if scored.log_cost is not None or not len(scored.pool):
+        return scored
+    space = fitted.space
+    starts = candidates.exclude(space, scored.pool[np.argsort(-scored.acq, kind="stable")], set())
+    starts = starts[:CLIMB_STARTS]
+
+    def values(X: np.ndarray) -> np.ndarray:
+        return score_candidates(model, X, score, best)
+
+    climbed = acq_optimize.maximise(space, starts, fitted.encode, values, smooth=model.smooth)
+    climbed = np.vstack([space.canonical(r) for r in climbed])
+    pool_keys = {space.raw_key(r) for r in scored.pool} if space.is_finite() else set()
+    climbed = candidates.exclude(space, climbed, taken | pool_keys)
+    if not len(climbed):
+        return scored
+    X_new = fitted.encode(climbed)
+    return _Scored(
+        np.vstack([scored.pool, climbed]),
+        np.vstack([scored.X, X_new]),
+        np.concatenate([scored.acq, values(X_new)]),
+        None,
+    )
+
+
 def propose_batch(
     fitted: FittedModel,
     history: History,
@@ -204,6 +244,7 @@ def propose_batch(
         if space.is_finite():  # never score (and so never pick) one configuration twice
             taken |= {space.raw_key(r) for r in pool}
         scored = _refine(fitted, history, rng, scored, taken, score, current, best)
+        scored = _climb(fitted, scored, taken, score, current, best)
     picks, loop_seconds = _pick(
         scored, current, score, best, lie, n, seen | {space.raw_key(r) for r in earlier}, fitted, deadline,
         len(earlier),

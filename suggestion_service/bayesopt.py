@@ -165,7 +165,7 @@ def surrogate_search(
         return Picks(picks)  # done, out of candidates (padded by the caller), or nothing to fit yet
     seed = int(rng.integers(2**31 - 1))
     fitted = fit_model(space, history, settings, seed, priors, surrogate=parts.surrogate, deadline=deadline)
-    acquire = parts.acquisition(settings, history)
+    acquire = parts.acquisition(settings, history, space)
     batch = propose_batch(
         fitted, history, settings, pool, remaining, rng, acquire, earlier=picks, deadline=deadline
     )

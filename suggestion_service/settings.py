@@ -15,7 +15,7 @@ from suggestion_service.numbers import NumberError, to_float, to_int
 
 ALGORITHMS: tuple[str, ...] = ("surrogate-gp", "surrogate-rf", "grid", "random")
 SURROGATES = ("surrogate-gp", "surrogate-rf")
-ACQUISITIONS = ("ei", "ucb", "pi", "ei_per_cost")
+ACQUISITIONS = ("auto", "ei", "ucb", "pi", "ei_per_cost")
 _METRIC_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 #: A Kubernetes namespace or Katib Experiment name: an RFC 1123 label (what the API server accepts).
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -46,7 +46,8 @@ class Settings:
     random_state: seed mixed into every random choice (0..2**32-1, default 0).
     n_initial_points: space-filling design size before the surrogate takes over; None = automatic
         (see ``algorithms.default_initial_points``).
-    acquisition: ei (log expected improvement), ucb, pi, or ei_per_cost (EI / predicted cost^alpha).
+    acquisition: auto (ei, alternated with pi on enumerable spaces), ei (log expected improvement),
+        ucb, pi, or ei_per_cost (EI / predicted cost^alpha).
     xi: improvement margin of ei / pi / ei_per_cost, in standardised objective units.
     kappa: UCB exploration weight.
     cost_metric: additional metric holding each trial's cost (e.g. gpu_seconds); ei_per_cost only.
@@ -65,7 +66,7 @@ class Settings:
     algorithm: str
     random_state: int = 0
     n_initial_points: int | None = None
-    acquisition: str = "ei"
+    acquisition: str = "auto"
     xi: float = 0.0
     kappa: float = 1.96
     cost_metric: str | None = None
@@ -175,13 +176,16 @@ _SPECS: tuple[_Spec, ...] = (
           "Trials from a space-filling design (scrambled Sobol / greedy maximin over the grid) before "
           "the surrogate is used. auto = clamp(parameters + 1, 2, 5), at most ceil(grid size / 8) "
           "(3 on a 24-point grid).", _int_range(1, 1000)),
-    _Spec("acquisition", "str", "ei", ", ".join(ACQUISITIONS), _SUR,
+    _Spec("acquisition", "str", "auto", ", ".join(ACQUISITIONS), _SUR,
+          "auto: ei, alternated with pi (ei after an even number of completed trials, pi after an odd "
+          "one) where the space is small enough to enumerate (at most 20000 configurations), which "
+          "needed fewer trials to the best on the benchmark grids; "
           "ei: expected improvement (computed as log-EI, numerically stable); ucb: lower/upper "
           "confidence bound; pi: probability of improvement; ei_per_cost: EI / predicted cost^alpha "
           "with a GP cost model on log cost (needs cost_metric).", _choice(*ACQUISITIONS)),
     _Spec("xi", "float", "0.0", "0 .. 10", _SUR,
           "Improvement margin for ei / pi / ei_per_cost, in standardised objective units; larger "
-          "explores more.", _float_range(0.0, 10.0), ("ei", "pi", "ei_per_cost")),
+          "explores more.", _float_range(0.0, 10.0), ("auto", "ei", "pi", "ei_per_cost")),
     _Spec("kappa", "float", "1.96", "0 .. 100", _SUR,
           "UCB exploration weight (mean + kappa * std); larger explores more.",
           _float_range(0.0, 100.0), ("ucb",)),

@@ -50,7 +50,12 @@ PREDICT_CHUNK = 4096
 
 
 class Surrogate(Protocol):
-    """What the acquisition step needs from a model (lower y is better everywhere in the core)."""
+    """What the acquisition step needs from a model (lower y is better everywhere in the core).
+
+    ``smooth``: whether the prediction is differentiable in the inputs (the acquisition's local
+    maximisation climbs continuous dimensions by gradient only then, ``acq_optimize``)."""
+
+    smooth: bool
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Surrogate:
         """Fit to encoded rows X (n, D) and outputs y (n,)."""
@@ -186,6 +191,8 @@ def default_kernel(
 
 class GPSurrogate:
     """Gaussian-process surrogate (see the module docstring)."""
+
+    smooth = True
 
     def __init__(
         self,
@@ -455,6 +462,8 @@ class ForestSurrogate:
     bootstrap count), so a fantasised point pulls its leaves towards the fantasy value and shrinks
     the spread there.
     """
+
+    smooth = False  # piecewise constant: no gradient
 
     def __init__(self, random_state: int = 0, n_trees: int = 64, kind: str = "random_forest") -> None:
         if kind not in ("extra_trees", "random_forest"):

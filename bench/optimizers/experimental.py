@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from bench.optimizers.tasks import GridTask
-from suggestion_service.acquisition import Acquisition, scorer
+from suggestion_service.acquisition import Acquisition, from_settings, scorer
 from suggestion_service.bayesopt import SearchParts
 from suggestion_service.history import History
 from suggestion_service.model_fit import SurrogateFactory, make_surrogate
 from suggestion_service.settings import Settings
+from suggestion_service.space import SearchSpace
 from suggestion_service.surrogates import GPSurrogate, Surrogate, transform_outputs
 
 #: A prototype: the search parts for a grid task (None: a task without a table, e.g. a function).
@@ -91,7 +92,7 @@ def portfolio(kinds: Sequence[str], kappa: float = 1.96) -> Prototype:
         raise ValueError(f"portfolio kinds must be a non-empty subset of {allowed}, got {list(kinds)}")
     chosen_kinds = tuple(kinds)
 
-    def acquisition(settings: Settings, history: History) -> Acquisition:
+    def acquisition(settings: Settings, history: History, space: SearchSpace) -> Acquisition:
         chosen = chosen_kinds[len(history.observed) % len(chosen_kinds)]
         return scorer(
             chosen,
@@ -99,6 +100,28 @@ def portfolio(kinds: Sequence[str], kappa: float = 1.96) -> Prototype:
             kappa=kappa if chosen == "ucb" else settings.kappa,
             cost_exponent=settings.cost_exponent,
         )
+
+    return _constant(SearchParts(acquisition=acquisition))
+
+
+def trials_since_improvement(history: History) -> int:
+    """Completed trials (in request order) after the first one that reached the best value so far."""
+    losses = history.losses()
+    if not len(losses):
+        return 0
+    first_best = int(np.flatnonzero(losses <= losses.min())[0])
+    return len(losses) - 1 - first_best
+
+
+def stall_explore(after: int, kind: str = "ucb", kappa: float = 3.0, xi: float = 0.0) -> Prototype:
+    """Prototype: the settings' acquisition until ``after`` completed trials in a row have not improved
+    on the best, then ``kind`` (ucb with ``kappa``, or ei/pi with ``xi``) for the calls that follow,
+    until one improves again."""
+
+    def acquisition(settings: Settings, history: History, space: SearchSpace) -> Acquisition:
+        if trials_since_improvement(history) >= after:
+            return scorer(kind, xi=xi, kappa=kappa, cost_exponent=settings.cost_exponent)
+        return from_settings(settings, history, space)
 
     return _constant(SearchParts(acquisition=acquisition))
 

@@ -75,10 +75,10 @@ FULL = Suite(
     grid_tables=("*",),
     grid_seeds=20,
     functions=((8, 1), (15, 2), (21, 1)),
-    function_seeds=10,
+    function_seeds=20,
     function_budget=20,
     live=(("svm", "breast", "acc"), ("knn", "diabetes", "mse")),
-    live_seeds=10,
+    live_seeds=20,
     # HEBO: 10 seeds on the three tiny seed grids only (about 2 s per suggestion; see docs/benchmarks.md).
     limited={"hebo": (10, ("grid",), ("tiny_sst2", "tiny_mrpc", "tiny_cifar10"))},
 )

@@ -100,7 +100,7 @@ def test_prototypes_are_search_parts_and_change_no_module() -> None:
                                  (4, acquisition.log_probability_of_improvement(mu, sd, 0.1)),
                                  (5, acquisition.confidence_bound(mu, sd, 3.0))):  # fmt: skip
         history = SimpleNamespace(observed=[None] * n_observed)
-        got = round_robin.acquisition(gp_settings, history)(mu, sd, 0.1, None)  # type: ignore[arg-type]
+        got = round_robin.acquisition(gp_settings, history, None)(mu, sd, 0.1, None)  # type: ignore[arg-type]
         assert np.array_equal(got, expected)
     assert before == (acquisition.score, acquisition.from_settings, model_fit.make_surrogate,
                       surrogates.LENGTH_SCALE_BOUNDS, surrogates.PRIOR_MEAN_OFFSET, bayesopt.DEFAULT_PARTS)  # fmt: skip

@@ -323,6 +323,6 @@ def test_search_parts_are_an_argument_and_default_to_the_service_own() -> None:
 
     assert get_suggestions(request, parts=SearchParts(surrogate=counting)).assignments == own
     assert len(built) == 1
-    greedy = SearchParts(acquisition=lambda settings, history: predicted_mean)
+    greedy = SearchParts(acquisition=lambda settings, history, space: predicted_mean)
     assert get_suggestions(request, parts=greedy).assignments != own
     assert get_suggestions(request).assignments == own

@@ -25,7 +25,7 @@ def test_algorithms() -> None:
 def test_defaults() -> None:
     s = parse_settings("surrogate-gp", [])
     assert s == Settings(algorithm="surrogate-gp")
-    assert s.acquisition == "ei" and s.n_initial_points is None and s.random_state == 0 and s.is_surrogate
+    assert s.acquisition == "auto" and s.n_initial_points is None and s.random_state == 0 and s.is_surrogate
     assert not parse_settings("grid", []).is_surrogate
 
 
@@ -75,7 +75,7 @@ def test_valid_values_parse() -> None:
         ("grid", [("acquisition", "ei")], ["acquisition", "does not apply", "grid", "random_state"]),
         ("random", [("n_initial_points", "3")], ["n_initial_points", "does not apply", "random"]),
         ("surrogate-gp", [("acquisition", "ei_per_cost")], ["ei_per_cost", "cost_metric"]),
-        ("surrogate-gp", [("cost_metric", "gpu_seconds")], ["cost_metric", "ei_per_cost", "'ei'"]),
+        ("surrogate-gp", [("cost_metric", "gpu_seconds")], ["cost_metric", "ei_per_cost", "'auto'"]),
         ("surrogate-gp", [("kappa", "2")], ["kappa", "ucb"]),
         ("surrogate-gp", [("acquisition", "ucb"), ("xi", "0.1")], ["xi", "ucb"]),
         ("surrogate-gp", [("cost_exponent", "1")], ["cost_exponent", "ei_per_cost"]),
