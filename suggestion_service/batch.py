@@ -73,6 +73,19 @@ class _Scored:
     acq: np.ndarray
     log_cost: np.ndarray | None
 
+    def extended(
+        self, raws: np.ndarray, X: np.ndarray, acq: np.ndarray, log_cost: np.ndarray | None
+    ) -> _Scored:
+        """These candidates followed by ``raws`` (encoded ``X``, scores ``acq``); predicted log costs
+        are kept only when both parts have them."""
+        both = self.log_cost is not None and log_cost is not None
+        return _Scored(
+            np.vstack([self.pool, raws]),
+            np.vstack([self.X, X]),
+            np.concatenate([self.acq, acq]),
+            np.concatenate([self.log_cost, log_cost]) if both else None,  # type: ignore[list-item]
+        )
+
 
 def score_candidates(
     model: Surrogate, X: np.ndarray, acquire: Acquisition, best: float, log_cost: np.ndarray | None = None
@@ -154,14 +167,8 @@ def _refine(
         if scored.log_cost is not None
         else None
     )
-    log_cost = scored.log_cost
-    if log_cost is not None and local_cost is not None:
-        log_cost = np.concatenate([log_cost, local_cost])
-    return _Scored(
-        np.vstack([scored.pool, local]),
-        np.vstack([scored.X, X_local]),
-        np.concatenate([scored.acq, score_candidates(model, X_local, score, best, local_cost)]),
-        log_cost,
+    return scored.extended(
+        local, X_local, score_candidates(model, X_local, score, best, local_cost), local_cost
     )
 
 
@@ -179,8 +186,8 @@ def _climb(
     if scored.log_cost is not None or not len(scored.pool):
         return scored
     space = fitted.space
-    starts = candidates.exclude(space, scored.pool[np.argsort(-scored.acq, kind="stable")], set())
-    starts = starts[:CLIMB_STARTS]
+    order = np.argsort(-scored.acq, kind="stable")[: 4 * CLIMB_STARTS]
+    starts = candidates.exclude(space, scored.pool[order], set())[:CLIMB_STARTS]
 
     def values(X: np.ndarray) -> np.ndarray:
         return score_candidates(model, X, score, best)
@@ -192,12 +199,7 @@ def _climb(
     if not len(climbed):
         return scored
     X_new = fitted.encode(climbed)
-    return _Scored(
-        np.vstack([scored.pool, climbed]),
-        np.vstack([scored.X, X_new]),
-        np.concatenate([scored.acq, values(X_new)]),
-        None,
-    )
+    return scored.extended(climbed, X_new, values(X_new), None)
 
 
 def propose_batch(
