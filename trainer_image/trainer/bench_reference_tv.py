@@ -7,7 +7,7 @@ pytorch/vision, of its single-GPU training loop with that recipe's settings:
   (``RandomResizedCrop(crop)`` + ``RandomHorizontalFlip`` + ``PILToTensor`` + ``ConvertImageDtype`` +
   ``Normalize`` for training; ``Resize(crop * 256 / 224)`` + ``CenterCrop(crop)`` for evaluation), a
   ``DataLoader`` with a ``RandomSampler``, ``num_workers`` = its default 16 (capped at the CPU count),
-  ``pin_memory=True``, the evaluation loader with the training batch size and a ``SequentialSampler``;
+  ``pin_memory=True`` (on CUDA), the evaluation loader with the training batch size and a ``SequentialSampler``;
 - model ``torchvision.models.resnet50(num_classes=10)`` (the same weights as the trial's backbone), no
   ``channels_last`` (the recipe does not use it), ``cudnn.benchmark = True``;
 - ``CrossEntropyLoss``; SGD with momentum 0.9 and weight decay on every parameter (``--opt sgd``,

@@ -65,19 +65,30 @@ def _attempt(
 
 def measure_all(args: argparse.Namespace, work_dir: Path, on_row: Callable[[dict[str, Any]], None]) -> None:
     """Measure the trial rows, then the references, then the sharing sweep (see the module doc)."""
+    import torch
+
+    from trainer.parallel import pick_device
+
+    device_type = pick_device(args.device).type
+    threads = torch.get_num_threads()
+    if device_type == "cpu" and args.preset == "tiny" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)  # as train does for tiny CPU trials: threads only add overhead there
+    try:
+        _measure(args, work_dir, on_row, device_type)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(
+    args: argparse.Namespace, work_dir: Path, on_row: Callable[[dict[str, Any]], None], device_type: str
+) -> None:
     from trainer.bench_reference_hf import measure_hf
     from trainer.bench_reference_tv import measure_torchvision
     from trainer.bench_sharing import sweep
     from trainer.bench_trial import SEED_TRIALS, measure_trial
-    from trainer.parallel import pick_device
     from trainer.tasks import get_task
 
-    device_type = pick_device(args.device).type
     steps = args.steps or DEFAULT_STEPS[device_type]
-    if device_type == "cpu" and args.preset == "tiny" and "OMP_NUM_THREADS" not in os.environ:
-        import torch
-
-        torch.set_num_threads(1)  # as train does for tiny CPU trials: threads only add overhead there
     common = {"preset": args.preset, "device_choice": args.device, "steps": steps, "work_dir": work_dir}
     plan = [(t, b) for t in args.tasks for b in (args.batch_sizes or SEED_TRIALS[t].batch_sizes)]
     for task, batch in plan:
