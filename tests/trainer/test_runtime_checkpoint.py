@@ -8,7 +8,13 @@ import threading
 
 import pytest
 import torch
-from trainer.checkpoint import AsyncCheckpointWriter, checkpoint_path, load_checkpoint, save_checkpoint
+from trainer.checkpoint import (
+    AsyncCheckpointWriter,
+    checkpoint_path,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from trainer.errors import CheckpointError
 
 from tests.trainer.helpers import REPO, child_env, trial_args
@@ -100,6 +106,10 @@ def test_a_crash_mid_write_keeps_the_previous_checkpoint(tmp_path) -> None:
     assert proc.returncode == 9
     loaded = load_checkpoint(tmp_path, {"a": 1})
     assert loaded is not None and loaded["epoch"] == 1
+    # the cut-off write left its temporary file; the next run removes it before it saves anything
+    (stale,) = [p for p in tmp_path.iterdir() if p.name != "checkpoint.pt"]
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
 def saved(monkeypatch) -> list[tuple[int, int, bool]]:

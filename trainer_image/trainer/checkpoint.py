@@ -62,6 +62,20 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files of writes a crash cut off (``.checkpoint.pt.*.tmp``); returns them.
+
+    Call it only when no write into ``directory`` can be in flight (before the trial's first save).
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    stale = sorted(folder.glob(f".{CHECKPOINT_FILE}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _describe_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
     keys = sorted(set(saved) | set(current))
     diffs = [

@@ -16,7 +16,12 @@ from typing import Any
 
 import torch
 
-from trainer.checkpoint import AsyncCheckpointWriter, checkpoint_path, load_checkpoint
+from trainer.checkpoint import (
+    AsyncCheckpointWriter,
+    checkpoint_path,
+    load_checkpoint,
+    remove_stale_temporaries,
+)
 from trainer.compile_policy import compile_decision
 from trainer.config import RunConfig
 from trainer.data import global_batch_at
@@ -310,6 +315,9 @@ class Trial:
         check that they all found the same one, which fails when the checkpoint folder is not shared
         by all nodes.
         """
+        if self.dist.is_main:  # no rank has saved yet: a temporary file is a crashed write's leftover
+            for path in remove_stale_temporaries(self.cfg.checkpoint_dir):
+                log(f"removed {path}, left by a checkpoint write that was cut off")
         state = self.dist.agree(self._load, "reading the checkpoint")
         where = (-1, -1) if state is None else (int(state["epoch"]), int(state["step"]))
         found = [tuple(int(v) for v in row) for row in self.dist.per_rank(where)]
