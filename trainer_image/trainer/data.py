@@ -60,8 +60,11 @@ def load_splits(task: str, preset: str, cache_dir: str) -> Splits:
 
 # Length bucketing (text): the epoch's shuffled order is cut into chunks of this many global batches,
 # each chunk sorted by length, so a batch holds examples of similar length (little padding); the full
-# batches are then shuffled. Hugging Face's LengthGroupedSampler uses "megabatches" of 50 batches.
-BUCKET_BATCHES = 50
+# batches are then shuffled. Padding per real token at batch 32 over 67,000 lognormal SST-2-like lengths
+# (3-66 tokens): 1.55 without bucketing, 0.81 / 0.40 / 0.19 / 0.085 / 0.026 with chunks of 2 / 4 / 8 /
+# 16 / 50 batches (Hugging Face's LengthGroupedSampler uses 50). 16 keeps most of the saving while each
+# batch is still drawn from 512 shuffled examples.
+BUCKET_BATCHES = 16
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
