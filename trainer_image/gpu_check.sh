@@ -1,7 +1,16 @@
 #!/bin/sh
 # GPU checks for the trainer. Run from the repo root on a CUDA machine; OUT=folder for the results.
 #
-# GPU_CHECK_PARTS (space-separated, default "bench"):
+# GPU_CHECK_PARTS (space-separated, default "trial bench"), in this priority order:
+#   trial   the seed's trials through the real training path (python -m trainer.bench_trial_cli, issue 16):
+#           per task eager and compiled (per-step time and compile time: the compile choice), then the
+#           same trials under Hugging Face Trainer (text) and torchvision's reference recipe (CIFAR-10),
+#           then the sharing sweep (TRIAL_SHARING concurrent trials on the GPU; MPS where present).
+#           Results: trial.md + trial.json (GPU-s per epoch and trial, MFU, ratios, trials/hour per GPU).
+#           All tasks eager first (every task's baseline, which the reference ratios need), then compiled.
+#           Estimate on an H100: eager ~100 s, compiled ~220 s, references ~90 s, sharing 1,2,4,7 ~160 s
+#           (twice with MPS): within the default budget the sharing sweep and the full-shape bench may be
+#           cut; rerun them alone with GPU_CHECK_PARTS=bench or TRIAL_MODES=none (only references+sharing).
 #   bench   throughput at several batch sizes (full shapes, synthetic batches, bf16): eager, torch.compile
 #           mode "default", and a max-autotune-no-cudagraphs probe; torch.profiler tables at batch 256.
 #   trials  a tiny trial per task on CUDA, preemption + resume, a compiled tiny trial (passed on an H100);
@@ -10,12 +19,13 @@
 # steps shrink or are skipped, and a sweep cut short keeps the rows it finished (its JSON is rewritten
 # after each one). The merge at the end has its own 60 s. Expected: about 5.5-7.5 minutes on an H100/H200
 # (per-step estimate in docs/benchmarks.md, "Trainer throughput: against the 50% MFU target").
-# $OUT gets at most 6 files: gpu_check.log (everything), bench.md + bench.json (all throughput rows),
+# $OUT gets at most 8 files: gpu_check.log (everything), trial.md + trial.json (trial-shaped rows),
+# bench.md + bench.json (all full-shape throughput rows),
 # profile.md + profile.json (top kernels and categories per profiled configuration), traces.tar
 # (gzipped Chrome traces). The end of stdout is the summary: profile categories, then the table.
 set -u
 OUT=${OUT:-/tmp/trainer-gpu}
-PARTS=${GPU_CHECK_PARTS:-bench}
+PARTS=${GPU_CHECK_PARTS:-trial bench}
 BUDGET=${GPU_CHECK_BUDGET_S:-400}
 BERT_SIZES=${BERT_SIZES:-64,128,256,512}
 RESNET_SIZES=${RESNET_SIZES:-128,256,512}
@@ -27,6 +37,22 @@ PROFILE_AT=${PROFILE_AT:-256}
 # Plumbing check without a GPU: GPU_CHECK_DEVICE=cpu GPU_CHECK_SHAPES=tiny PYTHON=.venv/bin/python
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 SHAPES=${GPU_CHECK_SHAPES:-full}
+# The trial-shaped part: tasks, one batch size each (the seed's larger one), timed steps, sharing counts.
+TRIAL_TASKS=${TRIAL_TASKS:-sst2,mrpc,cifar10}
+TRIAL_TEXT_BATCH=${TRIAL_TEXT_BATCH:-32}
+TRIAL_VISION_BATCH=${TRIAL_VISION_BATCH:-64}
+TRIAL_STEPS=${TRIAL_STEPS:-40}
+TRIAL_SHARING=${TRIAL_SHARING:-1,2,4,7}
+TRIAL_SHARING_TASK=${TRIAL_SHARING_TASK:-sst2}
+TRIAL_PRESET=full
+TRIAL_MODES=${TRIAL_MODES:-eager compiled}
+TRIAL_COMPILE_LIMIT_S=${TRIAL_COMPILE_LIMIT_S:-150}
+if [ "$SHAPES" = tiny ]; then # the CPU plumbing check: tiny models, few steps, no compile, two copies
+  TRIAL_PRESET=tiny
+  TRIAL_STEPS=${TRIAL_STEPS_TINY:-4}
+  TRIAL_SHARING=${TRIAL_SHARING_TINY:-1,2}
+  TRIAL_MODES=${TRIAL_MODES_TINY:-eager}
+fi
 PY=${PYTHON:-python3}
 W=${TMPDIR:-/tmp}/trainer-gpu-work
 LOG=$OUT/gpu_check.log
@@ -75,6 +101,51 @@ wants() {
 run environment 60 "$PY" -c "import torch, transformers, torchvision; print('torch', torch.__version__, 'transformers', transformers.__version__, 'torchvision', torchvision.__version__, torch.cuda.get_device_name(0))"
 nvidia-smi --query-gpu=name,memory.total,power.draw,clocks.sm,clocks.max.sm --format=csv >> "$LOG" 2>&1
 
+# trial_run NAME LIMIT_S JSON FLAGS...: the trial-shaped benchmark with the shared flags
+trial_run() {
+  name=$1
+  limit=$2
+  json=$3
+  shift 3
+  run "$name" "$limit" "$PY" -m trainer.bench_trial_cli --device "$DEVICE" --preset "$TRIAL_PRESET" \
+    --steps "$TRIAL_STEPS" --work-dir "$W/trial-work" --json "$W/trial/$json" --quiet "$@"
+}
+
+if wants trial; then
+  mkdir -p "$W/trial"
+  text_tasks=$(echo "$TRIAL_TASKS" | tr ',' '\n' | grep -v cifar10 | paste -sd, -)
+  vision=$(echo "$TRIAL_TASKS" | tr ',' '\n' | grep cifar10)
+  n=0
+  for mode in $TRIAL_MODES; do # eager first: the compiled rows add the compile time to the choice
+    if [ "$mode" = none ]; then
+      continue
+    fi
+    for task in $(echo "$TRIAL_TASKS" | tr ',' ' '); do
+      n=$((n + 1))
+      batch=$TRIAL_TEXT_BATCH
+      if [ "$task" = cifar10 ]; then
+        batch=$TRIAL_VISION_BATCH
+      fi
+      limit=120
+      if [ "$mode" = compiled ]; then
+        limit=$TRIAL_COMPILE_LIMIT_S
+      fi
+      trial_run "trial-$mode-$task" "$limit" "${n}_trial_${mode}_$task.json" --tasks "$task" --batch-sizes "$batch" \
+        --modes "$mode" --references none
+    done
+  done
+  if [ -n "$text_tasks" ]; then
+    trial_run reference-hf 150 r1_hf.json --tasks "$text_tasks" --batch-sizes "$TRIAL_TEXT_BATCH" \
+      --modes none --references hf
+  fi
+  if [ -n "$vision" ]; then
+    trial_run reference-torchvision 150 r2_tv.json --tasks cifar10 --batch-sizes "$TRIAL_VISION_BATCH" \
+      --modes none --references torchvision
+  fi
+  trial_run sharing 300 s1_sharing.json --sharing "$TRIAL_SHARING" --sharing-task "$TRIAL_SHARING_TASK" \
+    --sharing-batch "$TRIAL_TEXT_BATCH" --modes none --references none
+fi
+
 if wants bench; then
   # Priority order: each later step matters less and is the first to lose its time.
   run eager-bert 120 "$PY" -m trainer bench --device "$DEVICE" --shapes "$SHAPES" --models bert --warmup 5 --steps 20 \
@@ -115,6 +186,17 @@ fi
 
 # Merge what finished (outside the budget, bounded on its own).
 set --
+for f in "$W"/trial/*.json; do
+  if [ -f "$f" ]; then
+    set -- "$@" --include "$f"
+  fi
+done
+if [ "$#" -gt 0 ]; then
+  timeout 60 "$PY" -m trainer.bench_trial_cli --report-only "$@" --json "$OUT/trial.json" \
+    --command-label "trainer_image/gpu_check.sh (python -m trainer.bench_trial_cli --device $DEVICE --preset $TRIAL_PRESET --steps $TRIAL_STEPS ...)" \
+    > "$OUT/trial.md" 2>> "$LOG"
+fi
+set --
 for f in "$W"/*.json; do
   if [ -f "$f" ]; then
     set -- "$@" --include "$f"
@@ -139,6 +221,9 @@ say "== total $(($(date +%s) - START))s; results in $OUT: $(cd "$OUT" && echo ./
 grep -E '^== .*(rc=|skipped)' "$LOG"
 if [ -f "$OUT/profile.md" ]; then
   grep -E '^(###|[0-9]+ profiled step|[|] [A-Za-z])' "$OUT/profile.md"
+fi
+if [ -f "$OUT/trial.md" ]; then
+  grep -E '^([|]|MPS)' "$OUT/trial.md"
 fi
 if [ -f "$OUT/bench.md" ]; then
   grep '^|' "$OUT/bench.md"

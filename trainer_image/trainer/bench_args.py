@@ -33,7 +33,7 @@ def int_list(low: int, high: int) -> Callable[[str], list[int]]:
 
 
 TRIAL_TASKS = ("sst2", "mrpc", "cifar10")
-TRIAL_MODES = ("eager", "compiled")
+TRIAL_MODES = ("eager", "compiled", "none")
 REFERENCES = ("hf", "torchvision", "none")
 
 
@@ -64,8 +64,9 @@ def add_trial_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--modes",
         type=csv_choices(TRIAL_MODES),
-        default=list(TRIAL_MODES),
-        help="eager and/or compiled (torch.compile, as train --compile): per-step time and compile time",
+        default=["eager", "compiled"],
+        help="eager and/or compiled (torch.compile, as train --compile): per-step time and compile time; "
+        "none: no trial rows (only references or the sharing sweep)",
     )
     parser.add_argument(
         "--references",

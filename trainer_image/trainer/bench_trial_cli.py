@@ -92,7 +92,7 @@ def _measure(
     common = {"preset": args.preset, "device_choice": args.device, "steps": steps, "work_dir": work_dir}
     plan = [(t, b) for t in args.tasks for b in (args.batch_sizes or SEED_TRIALS[t].batch_sizes)]
     for task, batch in plan:
-        for mode in args.modes:
+        for mode in [m for m in args.modes if m != "none"]:
             compiled = mode == "compiled"
             on_row(
                 _attempt(
