@@ -45,8 +45,8 @@ Encoder = Callable[[np.ndarray], np.ndarray]
 #: Parameters with at most this many values are line-searched over every value; larger ones by
 #: doubling steps either way.
 LINE_SEARCH_VALUES = 32
-LBFGS_MAXITER = 40
-ROUNDS = 3
+LBFGS_MAXITER = 20
+ROUNDS = 2
 _FD_STEP = 1e-4  # on the [0, 1] encoding; central differences (error O(h^2))
 
 

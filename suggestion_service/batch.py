@@ -188,6 +188,8 @@ def _climb(
     space = fitted.space
     order = np.argsort(-scored.acq, kind="stable")[: 4 * CLIMB_STARTS]
     starts = candidates.exclude(space, scored.pool[order], set())[:CLIMB_STARTS]
+    if not len(starts):
+        return scored
 
     def values(X: np.ndarray) -> np.ndarray:
         return score_candidates(model, X, score, best)

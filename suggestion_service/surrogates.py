@@ -32,11 +32,12 @@ from typing import Protocol
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
+from scipy.spatial.distance import cdist
 from scipy.special import ndtri
 from scipy.stats import rankdata
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
+from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, Product, Sum, WhiteKernel
 
 HYPER_FIT_MAX_POINTS = 64
 # The GP's prior mean, in standard deviations of the observed losses above their mean: far from the data
@@ -189,6 +190,18 @@ def default_kernel(
     ) + WhiteKernel(1e-3, (1e-6, 0.5))
 
 
+def _is_default_structure(kernel: Kernel) -> bool:
+    """Whether ``kernel`` is ConstantKernel * Matern(nu=2.5) + WhiteKernel (``default_kernel``'s form)."""
+    return (
+        isinstance(kernel, Sum)
+        and isinstance(kernel.k2, WhiteKernel)
+        and isinstance(kernel.k1, Product)
+        and isinstance(kernel.k1.k1, ConstantKernel)
+        and isinstance(kernel.k1.k2, Matern)
+        and kernel.k1.k2.nu == 2.5
+    )
+
+
 class GPSurrogate:
     """Gaussian-process surrogate (see the module docstring)."""
 
@@ -276,6 +289,23 @@ class GPSurrogate:
             return float(k.k2.noise_level)
         return 0.0
 
+    def _latent(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latent mean and variance (scaled units) at X: ``GaussianProcessRegressor.predict``'s
+        arithmetic written out for this kernel (sklearn's per-call kernel bookkeeping costs more than
+        the arithmetic at the few hundred rows a call of the acquisition's climb predicts), with
+        sklearn's own predict for any other kernel."""
+        gp = self._gp
+        kernel = gp.kernel_  # type: ignore[union-attr]
+        if not _is_default_structure(kernel):
+            mu, sd = gp.predict(X, return_std=True)  # type: ignore[union-attr]
+            return mu, sd**2 - self._noise()
+        c = float(kernel.k1.k1.constant_value)
+        ls = np.broadcast_to(np.asarray(kernel.k1.k2.length_scale, dtype=float), (X.shape[1],))
+        r = cdist(X / ls, gp.X_train_ / ls)  # type: ignore[union-attr]
+        K = c * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r * r) * np.exp(-_SQRT5 * r)
+        V = solve_triangular(gp.L_, K.T, lower=True, check_finite=False)  # type: ignore[union-attr]
+        return K @ gp.alpha_, c - np.einsum("ij,ij->j", V, V)  # type: ignore[union-attr]
+
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and latent std (observation noise removed) in the units of the fitted y."""
         if self._gp is None:
@@ -283,16 +313,10 @@ class GPSurrogate:
         X = np.asarray(X, dtype=float)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if len(X) <= PREDICT_CHUNK:
-                mu, sd = self._gp.predict(X, return_std=True)
-            else:  # bounded memory: sklearn holds a (rows x fit rows) cross-covariance per call
-                chunks = [
-                    self._gp.predict(X[i : i + PREDICT_CHUNK], return_std=True)
-                    for i in range(0, len(X), PREDICT_CHUNK)
-                ]
-                mu = np.concatenate([c[0] for c in chunks])
-                sd = np.concatenate([c[1] for c in chunks])
-        var = np.maximum(sd**2 - self._noise(), 1e-12)
+            # bounded memory: a (rows x fit rows) cross-covariance per chunk
+            parts = [self._latent(X[i : i + PREDICT_CHUNK]) for i in range(0, max(len(X), 1), PREDICT_CHUNK)]
+        mu = np.concatenate([p[0] for p in parts])
+        var = np.maximum(np.concatenate([p[1] for p in parts]), 1e-12)
         return mu * self._scale + self._mean, np.sqrt(var) * self._scale
 
     def conditioned(self, X: np.ndarray, y: np.ndarray) -> GPSurrogate:

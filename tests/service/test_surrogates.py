@@ -171,3 +171,23 @@ def test_transform_outputs() -> None:
     assert ties[0] == ties[1] < ties[2]
     with pytest.raises(ValueError, match="output transform"):
         transform_outputs(y, "log")
+
+
+def test_gp_predictions_equal_scikit_learn_predict_including_chunked_calls() -> None:
+    """The written-out prediction of the default kernel is sklearn's ``predict(return_std=True)``, with
+    the noise removed from the variance, in the fitted output units (also across PREDICT_CHUNK)."""
+    import warnings
+
+    from suggestion_service import surrogates
+
+    rng = np.random.default_rng(5)
+    X, y = rng.random((70, 4)), rng.normal(size=70)
+    gp = surrogates.GPSurrogate(random_state=2).fit(X, y)
+    C = rng.random((surrogates.PREDICT_CHUNK + 17, 4))
+    mu, sd = gp.predict(C)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_mu, ref_sd = gp._gp.predict(C, return_std=True)
+    ref_var = np.maximum(ref_sd**2 - gp.kernel.k2.noise_level, 1e-12)
+    assert np.allclose(mu, ref_mu * gp._scale + gp._mean, rtol=0, atol=1e-10)
+    assert np.allclose(sd, np.sqrt(ref_var) * gp._scale, rtol=0, atol=1e-10)
