@@ -356,6 +356,11 @@ def _build_parameter(spec: _Spec) -> Parameter:
             )
         if log and lo <= 0:
             raise InvalidArgument(f"{where}: logUniform needs min > 0, got min {spec.min}")
+        if log and float(lo) <= 0.0:
+            raise InvalidArgument(
+                f"{where}: logUniform min {spec.min} is 0 as a double (below 5e-324); "
+                "allowed: a min the double type can hold, e.g. 1e-300"
+            )
         step: Decimal | None = None
         if spec.step.strip():
             step = _parse_bound(where, "step", spec.step, is_int=spec.type == api_pb2.INT)

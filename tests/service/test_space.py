@@ -109,6 +109,7 @@ def test_katib_model_space_matches_proto() -> None:
         ([param("a", "double", min="nan", max="1")], "finite"),
         ([param("a", "double", max="1")], "min is required"),
         ([param("a", "double", min="0", max="1", distribution="logUniform")], "min > 0"),
+        ([param("a", "double", min="1e-999999999", max="1", distribution="logUniform")], "0 as a double"),
         ([param("a", "double", min="0", max="1", step="-0.1")], "step must be > 0"),
         ([param("a", "double", min="0", max="1", step="2")], "larger than max - min"),
         ([param("a", "int", min="0.5", max="3")], "integer"),
