@@ -168,14 +168,14 @@ def measure_torchvision(
         batch_size=batch,
         sampler=torch.utils.data.RandomSampler(train_set),
         num_workers=workers,
-        pin_memory=True,
+        pin_memory=cuda,
     )
     eval_loader = torch.utils.data.DataLoader(
         eval_set,
         batch_size=batch,
         sampler=torch.utils.data.SequentialSampler(eval_set),
         num_workers=workers,
-        pin_memory=True,
+        pin_memory=cuda,
     )
     torch.backends.cudnn.benchmark = True
     model = _model(preset, cache.cache_dir).to(device)

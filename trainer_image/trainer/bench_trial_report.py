@@ -149,11 +149,21 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
         f"Command: `{command}`  ",
         f"torch {torch.__version__}, measured {datetime.now(UTC).strftime('%Y-%m-%d')} on {', '.join(devices) or '-'}. "
         "The seed's trials through the real training path on synthetic data of their shape (SST-2/MRPC-like "
-        "token lengths with dynamic padding and a padding mask; CIFAR-like images at 160 px), timed for a few "
+        "token lengths with dynamic padding and a padding mask; CIFAR-like images at 160 px, 12 px in the tiny "
+        "preset), timed for a few "
         "steps and extrapolated to the real epoch (SST-2 67,349, MRPC 3,668, CIFAR-10 50,000 training examples; "
         "evaluation on 872 / 408 / 10,000) and trial (the seed's epochs), one checkpoint per epoch. "
         "One GPU per trial: GPU-seconds = seconds. MFU: forward+backward FLOPs of the actual padded batches "
         "(torch.utils.flop_counter) over the dense bf16 peak of the card (trainer/bench_peaks.py); none on CPUs.",
+        *(
+            [
+                "",
+                "**CPU plumbing run, tiny preset** (the tiny models on this machine's CPU): these rows show the "
+                "tables' format and that every path runs; they say nothing about GPU cost.",
+            ]
+            if any(r.get("preset") == "tiny" for r in rows)
+            else []
+        ),
         "",
         *_trial_table(trials),
         *_choice_table(trials),
