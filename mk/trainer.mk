@@ -1,10 +1,13 @@
 # Trainer targets (included by the top-level Makefile, which defines PY, VENV and STAMP).
-.PHONY: bench-trainer test-trainer tiny-tables trainer-tiny trainer-image-lint warm-cache
+.PHONY: bench-trainer bench-trainer-trial test-trainer tiny-tables trainer-tiny trainer-image-lint warm-cache
 
 TRAINER_CACHE ?= runs/cache
 
 bench-trainer: $(STAMP) ## trainer throughput (samples/s, MFU) -> docs/benchmarks.md section trainer-throughput
 	$(PY) bench/trainer_throughput.py
+
+bench-trainer-trial: $(STAMP) ## the seed's trials vs HF Trainer / torchvision recipe (CPU: tiny) -> docs/benchmarks.md section trainer-trial
+	$(PY) bench/trainer_throughput.py --trial $(if $(shell command -v nvidia-smi),,--device cpu --preset tiny --modes eager --sharing 1,2)
 
 tiny-tables: $(STAMP) ## every seed-grid config of each task in the tiny preset -> bench/tables/tiny_*.csv (~5 min)
 	$(PY) bench/tiny_grid_tables.py

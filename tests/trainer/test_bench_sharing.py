@@ -101,5 +101,7 @@ def test_cpu_sharing_sweep_runs_one_and_two_copies(tmp_path: Path) -> None:
     for row in sharing:
         assert row["exit_codes"] == [0] * row["concurrent"] and len(row["trial_s"]) == row["concurrent"]
         assert row["trials_per_hour"] == pytest.approx(sum(3600 / t for t in row["trial_s"]))
+    copies = tmp_path / "work" / "sharing-plain-2"
+    assert (copies / "copy-0" / "runs").is_dir() and (copies / "copy-1" / "runs").is_dir()  # own checkpoints
     info = next(r for r in rows if r["kind"] == "sharing-info")
     assert "MPS: not available" in info["mps"] and info["mig"] == [{"gpu": None, "mig": "no GPU"}]

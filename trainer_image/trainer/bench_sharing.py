@@ -94,8 +94,8 @@ def mps_daemon(folder: Path) -> Iterator[dict[str, str]]:
         subprocess.run([MPS_CONTROL], input="quit\n", text=True, env=full, timeout=30, check=False)
 
 
-def child_command(args: dict[str, Any], json_path: Path) -> list[str]:
-    """The command of one concurrent trial copy."""
+def child_command(args: dict[str, Any], json_path: Path, work_dir: Path | None = None) -> list[str]:
+    """The command of one concurrent trial copy (``work_dir``: its own folder, default the sweep's)."""
     return [
         sys.executable,
         "-m",
@@ -116,7 +116,7 @@ def child_command(args: dict[str, Any], json_path: Path) -> list[str]:
         "none",
         "--no-flops",
         "--work-dir",
-        str(args["work_dir"]),
+        str(work_dir or args["work_dir"]),
         "--json",
         str(json_path),
         "--quiet",
@@ -137,11 +137,16 @@ def run_group(
     if args["device"] == "cpu":
         env["OMP_NUM_THREADS"] = "1"  # copies side by side, as the tiny trials run
     paths = [folder / f"copy-{i}.json" for i in range(n)]
+    homes = [folder / f"copy-{i}" for i in range(n)]  # own runs and checkpoints, the sweep's cache
+    for home in homes:
+        home.mkdir(exist_ok=True)
+        if not (home / "cache").exists():
+            (home / "cache").symlink_to(Path(args["work_dir"]).resolve() / "cache", target_is_directory=True)
     logs = [open(folder / f"copy-{i}.log", "w") for i in range(n)]  # noqa: SIM115 (closed below)
     try:
         procs = [
-            subprocess.Popen(child_command(args, path), env=env, stdout=log, stderr=subprocess.STDOUT)
-            for path, log in zip(paths, logs, strict=True)
+            subprocess.Popen(child_command(args, path, home), env=env, stdout=log, stderr=subprocess.STDOUT)
+            for path, home, log in zip(paths, homes, logs, strict=True)
         ]
         codes = []
         for proc in procs:
