@@ -34,6 +34,7 @@ from bench.optimizers.peers import PEERS  # noqa: E402
 from bench.optimizers.runner import build_tasks, load_results, outcomes, run_suite  # noqa: E402
 from bench.optimizers.service import PROTOTYPE_PARTS  # noqa: E402
 from bench.optimizers.suites import FULL, SEED_SHAPED  # noqa: E402
+from bench.report import write_section  # noqa: E402
 
 PREFIX = "cand:"
 FULL_DIR = REPO / "bench" / "results" / "full"
@@ -117,6 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT_DIR)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument(
+        "--write",
+        type=Path,
+        default=None,
+        help="Markdown file to write the standings into (section --section)",
+    )
+    parser.add_argument("--section", default="optimizers-streams", help="section name for --write")
+    parser.add_argument(
         "--prefixes", default=PREFIX, help="comma-separated name prefixes (random streams) to run and report"
     )
     args = parser.parse_args(argv)
@@ -133,8 +141,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.report_only:
         for prefix in prefixes:
             run_candidates(names, families, args.out, prefix)
-    print(standings(names, families, args.out, prefixes))
+    table = standings(names, families, args.out, prefixes)
+    print(table)
+    if args.write:
+        command = "python bench/analysis/crosscheck.py " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        write_section(args.write, args.section, stream_report(command, names, prefixes, table))
     return 0
+
+
+def stream_report(command: str, names: Sequence[str], prefixes: Sequence[str], table: str) -> str:
+    """The Markdown section: what was run (the same code under several experiment names, i.e. random
+    streams) and the standings table."""
+    streams = ", ".join(f"`{p}`" for p in prefixes)
+    return "\n".join([
+        "## Optimizer benchmark: the same algorithm under other random streams",
+        "",
+        f"Command: `{command.strip()}` (bench environment; the peers' runs are those of the full run in "
+        "`bench/results/full`, same problems and seeds).",
+        "",
+        f"Each candidate ({', '.join(f'`{n}`' for n in names)}) runs the service's current code under the "
+        f"experiment-name prefixes {streams}: the seeds are the same, but the name feeds the service's "
+        "random choices, so each prefix is another random stream of the same algorithm. Each row is ranked "
+        "on its own in a field of the peers that ran on every problem; `surrogate-gp` is the full run's. "
+        "How far the rows move between streams is how much of a rank difference is noise.",
+        "",
+        table,
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -126,6 +126,23 @@ def stall_explore(after: int, kind: str = "ucb", kappa: float = 3.0, xi: float =
     return _constant(SearchParts(acquisition=acquisition))
 
 
+def tie_explore(ties: int = 2, kind: str = "ei", xi: float = 0.5, kappa: float = 3.0) -> Prototype:
+    """Prototype: outside enumerable spaces, when at least ``ties`` completed trials share the best
+    value (a plateau: quantised metrics such as accuracy on a small validation set), ``kind`` (ei/pi
+    with ``xi``, or ucb with ``kappa``) instead of the settings' acquisition."""
+    from suggestion_service import candidates
+
+    def acquisition(settings: Settings, history: History, space: SearchSpace) -> Acquisition:
+        losses = history.losses()
+        if len(losses) and not candidates.is_enumerable(space):
+            best = losses.min()
+            if np.sum(np.abs(losses - best) <= 1e-12 * max(1.0, abs(best))) >= ties:
+                return scorer(kind, xi=xi, kappa=kappa, cost_exponent=settings.cost_exponent)
+        return from_settings(settings, history, space)
+
+    return _constant(SearchParts(acquisition=acquisition))
+
+
 def full_table_kernel(task: GridTask, restarts: int = 5, seed: int = 0) -> Any:
     """The GP kernel (hyperparameters) fitted on every configuration of ``task`` (rank-transformed
     losses; failed configurations imputed with the worst loss, as the service does)."""
