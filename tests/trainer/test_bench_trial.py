@@ -41,12 +41,30 @@ def test_real_steps_per_epoch_are_the_split_over_the_batch(task: str, batch: int
     )
 
 
-def test_extrapolation_counts_steps_evaluation_and_one_checkpoint_per_epoch() -> None:
+def test_extrapolation_counts_steps_evaluation_and_the_trainers_checkpoints() -> None:
     shape = SEED_TRIALS["mrpc"]
-    out = extrapolate(shape, 16, step_s=0.01, per_epoch_s=1.5, checkpoint_s=2.0, warmup_extra_s=30.0)
-    epoch = 230 * 0.01 + 1.5 + 2.0
-    assert out["gpu_s_per_epoch"] == pytest.approx(epoch)
-    assert out["gpu_s_per_trial"] == {"3": pytest.approx(3 * epoch + 30), "4": pytest.approx(4 * epoch + 30)}
+    out = extrapolate(
+        shape,
+        16,
+        step_s=0.5,
+        per_epoch_s=5.0,
+        save_s=2.0,
+        finished_s=0.1,
+        warmup_extra_s=30.0,
+        interval_s=300.0,
+    )
+    epoch = 230 * 0.5 + 5.0  # 120 s
+    # 3 epochs: 390 s of training -> 1 interval save; 4 epochs: 510 s -> 1
+    assert out["checkpoints_per_trial"] == {"3": 1, "4": 1}
+    assert out["gpu_s_per_trial"] == {
+        "3": pytest.approx(3 * epoch + 30 + 2.0 + 0.1),
+        "4": pytest.approx(4 * epoch + 30 + 2.0 + 0.1),
+    }
+    every_epoch = extrapolate(
+        shape, 16, step_s=0.5, per_epoch_s=5.0, save_s=2.0, finished_s=0.1, warmup_extra_s=0.0, interval_s=0.0
+    )
+    assert every_epoch["checkpoints_per_trial"] == {"3": 2, "4": 3}  # every epoch but the last
+    assert every_epoch["gpu_s_per_epoch"] == pytest.approx(epoch + 2.0)
 
 
 def _tokens(cache_model: str, columns: dict[str, list[str]], task: str) -> list[int]:
@@ -112,7 +130,7 @@ def _trial_row(task: str, batch: int, mode: str, per_trial: dict[str, float]) ->
     return {
         "kind": "trial", "task": task, "preset": "full", "batch_size": batch, "mode": mode, "device": "NVIDIA H100 PCIe",
         "dtype": "bf16 autocast", "timed_steps": 40, "step_ms": 20.0, "samples_per_second": 800.0, "mfu": 0.1,
-        "eval_s": 1.0, "eval_scale": 1.0, "checkpoint_s": 2.0, "warmup_extra_s": 5.0, "gpu_s_per_epoch": 100.0,
+        "eval_s": 1.0, "eval_scale": 1.0, "checkpoint_s": 2.0, "checkpoint_submit_s": 0.3, "warmup_extra_s": 5.0, "gpu_s_per_epoch": 100.0,
         "gpu_s_per_trial": per_trial, "epochs": [int(e) for e in per_trial],
     }  # fmt: skip
 
@@ -238,3 +256,20 @@ def test_tiny_vision_trial_and_torchvision_reference_end_to_end(tmp_path: Path) 
     assert [r.get("reference", r["kind"]) for r in rows] == ["trial", "torchvision-recipe"]
     assert rows[1]["timed_steps"] == 4 and rows[1]["real_steps_per_epoch"] == 3125
     assert all(r["gpu_s_per_trial"]["20"] > r["gpu_s_per_trial"]["10"] > 0 for r in rows)
+
+
+def test_eval_timer_times_each_evaluation_and_restores_the_task() -> None:
+    from types import SimpleNamespace
+
+    from trainer.bench_trial import EvalTimer
+
+    def evaluate(net: object) -> dict[str, float]:
+        return {"accuracy": 0.5, "net": float(net is None)}
+
+    task = SimpleNamespace(evaluate=evaluate)
+    timer = EvalTimer(task, torch.device("cpu"))
+    assert task.evaluate(None) == {"accuracy": 0.5, "net": 1.0}  # what Trial.run_epoch calls
+    task.evaluate(None)
+    assert len(timer.times) == 2 and timer.last_s == timer.times[-1] >= 0
+    timer.restore()
+    assert task.evaluate is evaluate

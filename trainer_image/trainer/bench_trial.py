@@ -7,12 +7,15 @@ padding mask on SST-2/MRPC-like lengths, ResNet-50 at 160 px on CIFAR-like image
 
 1. a warm-up epoch of ``steps`` steps plus an evaluation (model compile, cuDNN autotuning);
 2. a timed epoch of ``steps`` steps plus an evaluation (``Trial.run_epoch``), and the same epoch from
-   step ``steps // 2`` on: their difference is ``steps // 2`` steps, free of per-epoch costs;
-3. one timed evaluation alone and one timed checkpoint (``Trial.save``),
+   step ``steps // 2`` on: their training parts (each evaluation is timed on its own) differ by
+   ``steps // 2`` steps, free of per-epoch costs;
+3. the checkpoints: a synchronous save (what a preemption costs), a
+   background interval save (the loop's part: the snapshot; and the background write) and the
+   finished marker (``Trial.save``, ``Trial.save_finished``),
 
 and extrapolates: per epoch = real steps x per-step time + evaluation + the epoch's other fixed costs
-(loader start) + checkpoint; per trial = epochs
-x per epoch + the warm-up epoch's extra time (compile). One GPU per trial, so GPU-seconds = seconds.
+(loader start); per trial = epochs x per epoch + the warm-up epoch's extra time (compile) + one
+interval save per ``--checkpoint-interval-s`` (300 s by default) + the finished marker. One GPU per trial, so GPU-seconds = seconds.
 MFU counts the timed epoch's forward and backward FLOPs with ``torch.utils.flop_counter`` on the actual
 padded batches (eager model, the same shapes). The evaluation set has the real split's size in the
 full preset (timed as is); in the tiny preset it is small and scaled linearly to the real size.
@@ -21,6 +24,7 @@ full preset (timed as is); in the tiny preset it is small and scaled linearly to
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ import torch
 
 from trainer.bench_peaks import lookup_peak
 from trainer.bench_synthetic import SyntheticCache, build_cache
+from trainer.config import DEFAULT_CHECKPOINT_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ SEED_TRIALS = {
 }
 TINY_EVAL_EXAMPLES = 64
 TINY_IMAGE_SIZE = 12
+MEASURE_INTERVAL_S = 86400  # train's --checkpoint-interval-s maximum
 
 
 def synthetic_sizes(shape: TrialShape, batch: int, steps: int, preset: str) -> tuple[int, int]:
@@ -93,8 +99,8 @@ def trial_config(
         flags += ["--preset", "full", "--model", "resnet50", "--image-size", str(shape.image_size)]
     else:
         flags += ["--preset", "tiny", "--image-size", str(TINY_IMAGE_SIZE)]
-    if compiled:
-        flags.append("--compile")
+    # no interval save during the short timed epochs: the saves are timed on their own and extrapolated
+    flags += ["--compile", "on" if compiled else "off", "--checkpoint-interval-s", str(MEASURE_INTERVAL_S)]
     return RunConfig.from_args(build_parser().parse_args(flags))
 
 
@@ -109,6 +115,31 @@ def _timed(device: torch.device, work: Any) -> tuple[Any, float]:
     result = work()
     _sync(device)
     return result, time.perf_counter() - began
+
+
+class EvalTimer:
+    """Wraps ``task.evaluate`` to time each evaluation ``Trial.run_epoch`` makes (synchronised)."""
+
+    def __init__(self, task: Any, device: torch.device) -> None:
+        self.task, self.device = task, device
+        self.original = task.evaluate
+        self.times: list[float] = []
+        task.evaluate = self
+
+    def __call__(self, net: Any) -> Any:
+        """Evaluate ``net`` with the task's own evaluation, timed."""
+        result, seconds = _timed(self.device, lambda: self.original(net))
+        self.times.append(seconds)
+        return result
+
+    @property
+    def last_s(self) -> float:
+        """Seconds of the latest evaluation."""
+        return self.times[-1]
+
+    def restore(self) -> None:
+        """Put the task's own ``evaluate`` back."""
+        self.task.evaluate = self.original
 
 
 def count_train_flops(task: Any, epoch: int) -> tuple[float, int]:
@@ -140,20 +171,33 @@ def extrapolate(
     batch: int,
     step_s: float,
     per_epoch_s: float,
-    checkpoint_s: float,
+    save_s: float,
+    finished_s: float,
     warmup_extra_s: float,
+    interval_s: float,
 ) -> dict[str, Any]:
     """Per-epoch and per-trial seconds (= GPU-seconds on one GPU) from the measured parts.
 
-    ``per_epoch_s``: what an epoch costs besides its steps and checkpoint (evaluation, loader start).
-    One checkpoint per epoch (the trainer saves after every epoch, the last included).
+    ``per_epoch_s``: what an epoch costs besides its steps (evaluation, loader start). Checkpoints as
+    ``train`` takes them: one every ``interval_s`` seconds of the trial (``--checkpoint-interval-s``;
+    0: after every epoch but the last), each costing the training loop ``save_s`` (the snapshot; the
+    write runs in the background), and the small finished marker (``finished_s``) at the end.
     """
     steps = real_steps_per_epoch(shape, batch)
-    epoch_s = steps * step_s + per_epoch_s + checkpoint_s
+    epoch_s = steps * step_s + per_epoch_s
+    per_trial, saves = {}, {}
+    for epochs in shape.epochs:
+        base = epochs * epoch_s + warmup_extra_s
+        count = math.floor(base / interval_s) if interval_s > 0 else epochs - 1
+        saves[str(epochs)] = count
+        per_trial[str(epochs)] = base + count * save_s + finished_s
+    amortised = save_s * (epoch_s / interval_s if interval_s > 0 else 1.0)
     return {
         "real_steps_per_epoch": steps,
-        "gpu_s_per_epoch": epoch_s,
-        "gpu_s_per_trial": {str(e): e * epoch_s + warmup_extra_s for e in shape.epochs},
+        "gpu_s_per_epoch": epoch_s + amortised,
+        "gpu_s_per_trial": per_trial,
+        "checkpoints_per_trial": saves,
+        "checkpoint_interval_s": interval_s,
     }
 
 
@@ -167,6 +211,7 @@ def measure_trial(
     compiled: bool,
     work_dir: Path,
     count_flops: bool = True,
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
 ) -> dict[str, Any]:
     """Time one trial configuration through ``trainer.engine`` and return its row (see module doc)."""
     from trainer.bench import device_name, mode_label
@@ -191,6 +236,7 @@ def measure_trial(
     reporter = MetricReporter(cfg.output_dir, {"task": cfg.task, "bench": "trial"}, silent=True)
     exporter = TrainingExporter(None, cfg.task)
     trial = Trial(cfg, device, task, meter, reporter, exporter, StopFlag())
+    evaluations = EvalTimer(task, device)
     try:
         _, first_s = _timed(device, lambda: trial.run_epoch(0, 0))
         steps_run = task.steps_per_epoch
@@ -198,15 +244,27 @@ def measure_trial(
         before = meter.read()
         _, epoch_s = _timed(device, lambda: trial.run_epoch(1, 0))
         after = meter.read()
+        train_s = epoch_s - evaluations.last_s
         _, part_s = _timed(device, lambda: trial.run_epoch(1, half))
-        _, eval_s = _timed(device, lambda: task.evaluate(trial.eval_net))
-        _, checkpoint_s = _timed(device, lambda: trial.save(2, 0, 0.0, 0))
-        # the epoch from step 0 and the one from step `half` differ by `half` steps only: per-step time
-        # without the per-epoch costs (loader start, evaluation), which are counted once per epoch
-        step_s = max(epoch_s - part_s, 0.0) / half
-        epoch_overhead_s = max(epoch_s - steps_run * step_s - eval_s, 0.0)
+        part_train_s = part_s - evaluations.last_s
+        eval_s = min(evaluations.times[1:])  # the steady evaluations (the first one warms up)
+        _, checkpoint_s = _timed(device, lambda: trial.save(2, 0, 0.0, 0))  # synchronous: a preemption save
+        _, submit_s = _timed(device, lambda: trial.save(2, 0, 0.0, 0, wait=False))  # an interval save
+        _, background_s = _timed(device, trial.writer.wait)
+        _, finished_s = _timed(device, trial.save_finished)
+        # the training parts of the epoch from step 0 and of the one from step `half` differ by `half`
+        # steps only: per-step time without the per-epoch costs (loader start), counted once per epoch.
+        # When timing noise swallows that difference (a few tiny CPU steps), the whole epoch's
+        # training time per step is the estimate (it then includes the loader start).
+        step_s, step_estimate = (train_s - part_train_s) / half, "difference"
+        if step_s <= 0:
+            step_s, step_estimate = train_s / steps_run, "whole epoch"
+        epoch_overhead_s = max(train_s - steps_run * step_s, 0.0)
         flops = count_train_flops(task, 1)[0] if count_flops else None
     finally:
+        evaluations.restore()
+        with contextlib.suppress(Exception):
+            trial.writer.wait()
         meter.close()
     name = device_name(device)
     peak = lookup_peak(name)
@@ -223,11 +281,16 @@ def measure_trial(
         "dtype": "bf16 autocast" if device.type == "cuda" else "fp32",
         "timed_steps": steps_run,
         "step_ms": 1000 * step_s,
+        "step_estimate": step_estimate,
         "samples_per_second": batch / step_s if step_s else None,
         "eval_s": eval_s,
         "eval_examples_timed": eval_examples,
         "eval_scale": eval_scale,
         "checkpoint_s": checkpoint_s,
+        "checkpoint_submit_s": submit_s,
+        "checkpoint_background_s": background_s,
+        "finished_marker_s": finished_s,
+        "compile_reason": trial.compile_reason,
         "epoch_overhead_s": epoch_overhead_s,
         "warmup_extra_s": max(0.0, first_s - epoch_s),
         "setup_s": setup_s,
@@ -239,9 +302,17 @@ def measure_trial(
         "shared_gpu": after.shared,
         "epochs": list(shape.epochs),
     }
+    per_epoch_s = eval_s * eval_scale + epoch_overhead_s
     row.update(
         extrapolate(
-            shape, batch, step_s, eval_s * eval_scale + epoch_overhead_s, checkpoint_s, row["warmup_extra_s"]
+            shape,
+            batch,
+            step_s,
+            per_epoch_s,
+            submit_s,
+            finished_s,
+            row["warmup_extra_s"],
+            checkpoint_interval_s,
         )
     )
     if device.type == "cuda":

@@ -34,7 +34,7 @@ def _shortest(row: dict[str, Any]) -> float:
 def _trial_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| task | batch | mode | device | precision | timed steps | ms/step | samples/s | MFU | eval s | "
-        "checkpoint s | warm-up + compile s | GPU-s/epoch | GPU-s/trial |",
+        "checkpoint s (sync / interval) | warm-up + compile s | GPU-s/epoch | GPU-s/trial |",
         "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
@@ -49,7 +49,8 @@ def _trial_table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {title} | {r['batch_size']} | {r['mode']} | {r['device']} | {r['dtype']} | {r['timed_steps']} | "
             f"{_f(r['step_ms'], '.1f')} | {_f(r['samples_per_second'], '.1f')} | {mfu} | "
-            f"{r['eval_s'] * r.get('eval_scale', 1.0):.2f} | {r['checkpoint_s']:.2f} | {r['warmup_extra_s']:.1f} | "
+            f"{r['eval_s'] * r.get('eval_scale', 1.0):.2f} | {r['checkpoint_s']:.2f} / "
+            f"{_f(r.get('checkpoint_submit_s'), '.2f')} | {r['warmup_extra_s']:.1f} | "
             f"{r['gpu_s_per_epoch']:,.0f} | {_per_trial(r)} |"
         )
     return lines
@@ -152,7 +153,7 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
         "token lengths with dynamic padding and a padding mask; CIFAR-like images at 160 px, 12 px in the tiny "
         "preset), timed for a few "
         "steps and extrapolated to the real epoch (SST-2 67,349, MRPC 3,668, CIFAR-10 50,000 training examples; "
-        "evaluation on 872 / 408 / 10,000) and trial (the seed's epochs), one checkpoint per epoch. "
+        "evaluation on 872 / 408 / 10,000) and trial (the seed's epochs), a background checkpoint every --checkpoint-interval-s (300 s) plus the finished marker, as train saves. "
         "One GPU per trial: GPU-seconds = seconds. MFU: forward+backward FLOPs of the actual padded batches "
         "(torch.utils.flop_counter) over the dense bf16 peak of the card (trainer/bench_peaks.py); none on CPUs.",
         *(
