@@ -178,8 +178,9 @@ _SPECS: tuple[_Spec, ...] = (
           "(3 on a 24-point grid).", _int_range(1, 1000)),
     _Spec("acquisition", "str", "auto", ", ".join(ACQUISITIONS), _SUR,
           "auto: ei, alternated with pi (ei after an even number of completed trials, pi after an odd "
-          "one) where the space is small enough to enumerate (at most 20000 configurations), which "
-          "needed fewer trials to the best on the benchmark grids; "
+          "one) where the space is small enough to enumerate (at most 20000 configurations); elsewhere "
+          "ei, with xi at least 0.5 while two or more trials share the best value (a plateau of a "
+          "quantised metric). Both measured on the benchmark (docs/benchmarks.md); "
           "ei: expected improvement (computed as log-EI, numerically stable); ucb: lower/upper "
           "confidence bound; pi: probability of improvement; ei_per_cost: EI / predicted cost^alpha "
           "with a GP cost model on log cost (needs cost_metric).", _choice(*ACQUISITIONS)),

@@ -58,3 +58,31 @@ def test_score_kinds() -> None:
     )
     with pytest.raises(ValueError, match="unknown acquisition"):
         acquisition.score("lcb", mu, sd, 0.0, xi=0.0, kappa=0.0)
+
+
+def test_auto_alternates_ei_and_pi_on_grids_and_widens_xi_on_a_plateau_elsewhere() -> None:
+    """``auto``: on an enumerable space ei after an even number of results and pi after an odd one;
+    on a continuous space ei, with xi raised to PLATEAU_XI only while two results tie for the best;
+    any explicit acquisition is used as set."""
+    from types import SimpleNamespace
+
+    from suggestion_service.settings import parse_settings
+    from suggestion_service.space import SearchSpace
+    from tests.service.builders import param
+
+    grid = SearchSpace.from_proto([param("a", "int", min="1", max="8")])
+    line = SearchSpace.from_proto([param("x", "double", min="0", max="1")])
+    auto = parse_settings("surrogate-gp", [])
+
+    def history(*losses: float) -> SimpleNamespace:
+        values = np.array(losses)
+        return SimpleNamespace(observed=list(values), losses=lambda: values)
+
+    assert acquisition.for_call(auto, history(0.3, 0.2), grid) == ("ei", 0.0)
+    assert acquisition.for_call(auto, history(0.3, 0.2, 0.1), grid) == ("pi", 0.0)
+    assert acquisition.for_call(auto, history(0.3, 0.2, 0.1), line) == ("ei", 0.0)
+    assert acquisition.for_call(auto, history(0.3, 0.1, 0.1), line) == ("ei", acquisition.PLATEAU_XI)
+    assert acquisition.for_call(auto, history(0.1, 0.1, 0.3), grid) == ("pi", 0.0)
+    explicit = parse_settings("surrogate-gp", [("acquisition", "ei"), ("xi", "0.1")])
+    assert acquisition.for_call(explicit, history(0.3, 0.1, 0.1), line) == ("ei", 0.1)
+    assert acquisition.for_call(explicit, history(0.3, 0.2, 0.1), grid) == ("ei", 0.1)
