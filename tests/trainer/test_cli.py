@@ -203,3 +203,16 @@ def test_cuda_request_without_gpu_fails_clearly(in_process, tmp_path) -> None:
     )
     assert run.code == 2
     assert "--device cuda" in run.err
+
+
+def test_bench_shapes_trial_is_the_trial_shaped_benchmark() -> None:
+    """``python -m trainer bench --shapes trial`` (the issue's spelling) parses as ``bench-trial`` with
+    the trial benchmark's own flags; other bench invocations are untouched."""
+    from trainer.cli import build_parser, trial_shapes_alias
+
+    argv = trial_shapes_alias(["bench", "--device", "cpu", "--shapes", "trial", "--preset", "tiny"])
+    assert argv == ["bench-trial", "--device", "cpu", "--preset", "tiny"]
+    assert trial_shapes_alias(["bench", "--shapes=trial"]) == ["bench-trial"]
+    assert trial_shapes_alias(["bench", "--shapes", "tiny"]) == ["bench", "--shapes", "tiny"]
+    args = build_parser().parse_args(argv)
+    assert args.command == "bench-trial" and args.preset == "tiny" and args.device == "cpu"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m trainer {train,warm-cache,bench}``.
+"""Command line: ``python -m trainer {train,warm-cache,bench,bench-trial}``.
 
 Building the parser imports no heavy library, so the manifests tests and the client can parse trial
 commands cheaply. A repeated flag keeps its last value (the local runner appends overrides).
@@ -254,11 +254,33 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m trainer",
         description="Katib trial trainer: BERT for text tasks, ResNet-50 for image tasks.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,warm-cache,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,warm-cache,bench,bench-trial}")
     _add_train(sub)
     _add_warm_cache(sub)
     _add_bench(sub)
+    from trainer.bench_args import add_trial_flags
+
+    add_trial_flags(
+        sub.add_parser(
+            "bench-trial",
+            help="the seed's trials timed end to end (= bench --shapes trial): GPU-s per trial against "
+            "Hugging Face Trainer and torchvision's recipe, and several trials per GPU",
+        )
+    )
     return parser
+
+
+def trial_shapes_alias(argv: list[str]) -> list[str]:
+    """``bench --shapes trial ...`` is ``bench-trial ...``: the trial-shaped benchmark has flags of its own
+    (tasks, preset, references, sharing), so ``trial`` cannot be combined with the other shapes."""
+    if argv[:1] != ["bench"]:
+        return argv
+    for i, arg in enumerate(argv):
+        if arg == "--shapes" and argv[i + 1 : i + 2] == ["trial"]:
+            return ["bench-trial", *argv[1:i], *argv[i + 2 :]]
+        if arg == "--shapes=trial":
+            return ["bench-trial", *argv[1:i], *argv[i + 1 :]]
+    return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    argv = trial_shapes_alias(argv)
     args = build_parser().parse_args(argv)
     args.command_line = "python -m trainer " + shlex.join(argv)
     from trainer.errors import TrainerError
@@ -296,6 +319,10 @@ def _run(argv: list[str]) -> int:
 
             warm_cache(args.tasks, args.cache_dir, text_model=args.text_model)
             return 0
+        if args.command == "bench-trial":
+            from trainer.bench_trial_cli import run_trial_bench
+
+            return run_trial_bench(args)
         from trainer.bench import run_bench
 
         return run_bench(args)
