@@ -71,7 +71,7 @@ def trial_config(
     shape: TrialShape, batch: int, preset: str, device: str, cache: SyntheticCache, out: Path, compiled: bool
 ) -> Any:
     """The ``RunConfig`` that ``train`` would build for this trial (parsed from ``train`` flags)."""
-    from trainer.cli import build_parser
+    from trainer.cli_parser import build_parser
     from trainer.config import RunConfig
 
     flags = [
