@@ -33,8 +33,10 @@ bench-lock: ## re-pin requirements/bench-constraints.txt from the current .venv-
 bench-quick: $(BENCH_STAMP) ## optimizer benchmark, quick suite (< 15 min on 2 cores) -> bench/results/quick
 	$(BENCH_PY) bench/run_optimizers.py --suite quick --fresh
 
-bench: $(BENCH_STAMP) ## optimizer benchmark, full suite (about 1 h on 2 cores) -> bench/results/full, docs/benchmarks.md
+bench: $(BENCH_STAMP) ## optimizer benchmark, full suite + 3 more random streams of surrogate-gp (about 1.5 h on 2 cores) -> docs/benchmarks.md
 	$(BENCH_PY) bench/run_optimizers.py --suite full --write docs/benchmarks.md
+	$(BENCH_PY) bench/analysis/crosscheck.py --variants gp --prefixes s1:,s2:,s3: --out bench/results/streams \
+		--write docs/benchmarks.md
 
 sklearn-tables: $(STAMP) ## regenerate bench/tables/sklearn_*.csv (Katib-shaped grids from real scikit-learn fits)
 	$(PY) bench/sklearn_grid_tables.py
