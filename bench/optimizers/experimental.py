@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.optimizers.tasks import GridTask
-from suggestion_service.acquisition import Acquisition, from_settings, scorer
+from suggestion_service.acquisition import Acquisition, best_is_shared, from_settings, scorer
 from suggestion_service.bayesopt import SearchParts
 from suggestion_service.history import History
 from suggestion_service.model_fit import SurrogateFactory, make_surrogate
@@ -126,18 +126,16 @@ def stall_explore(after: int, kind: str = "ucb", kappa: float = 3.0, xi: float =
     return _constant(SearchParts(acquisition=acquisition))
 
 
-def tie_explore(ties: int = 2, kind: str = "ei", xi: float = 0.5, kappa: float = 3.0) -> Prototype:
-    """Prototype: outside enumerable spaces, when at least ``ties`` completed trials share the best
-    value (a plateau: quantised metrics such as accuracy on a small validation set), ``kind`` (ei/pi
-    with ``xi``, or ucb with ``kappa``) instead of the settings' acquisition."""
+def tie_explore(kind: str = "ei", xi: float = 0.5, kappa: float = 3.0) -> Prototype:
+    """Prototype: outside enumerable spaces, while two or more completed trials share the best value
+    (``acquisition.best_is_shared``: a plateau of a quantised metric), ``kind`` (ei/pi with ``xi``, or
+    ucb with ``kappa``) instead of the settings' acquisition. With ei and xi 0.5 this is what the
+    service's ``acquisition: auto`` became (``acquisition.for_call``)."""
     from suggestion_service import candidates
 
     def acquisition(settings: Settings, history: History, space: SearchSpace) -> Acquisition:
-        losses = history.losses()
-        if len(losses) and not candidates.is_enumerable(space):
-            best = losses.min()
-            if np.sum(np.abs(losses - best) <= 1e-12 * max(1.0, abs(best))) >= ties:
-                return scorer(kind, xi=xi, kappa=kappa, cost_exponent=settings.cost_exponent)
+        if not candidates.is_enumerable(space) and best_is_shared(history):
+            return scorer(kind, xi=xi, kappa=kappa, cost_exponent=settings.cost_exponent)
         return from_settings(settings, history, space)
 
     return _constant(SearchParts(acquisition=acquisition))

@@ -129,7 +129,8 @@ def make_step(
     return step
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -163,11 +164,11 @@ def measure(
         flops_per_sample = counter.get_total_flops() / batch
     for _ in range(warmup):
         step()
-    _sync(device)
+    sync(device)
     began = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    sync(device)
     elapsed = time.perf_counter() - began
     samples_per_second = batch * steps / elapsed
     achieved = samples_per_second * flops_per_sample

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from trainer.bench import sync
 from trainer.bench_peaks import lookup_peak
 from trainer.bench_synthetic import SyntheticCache, build_cache
 from trainer.config import DEFAULT_CHECKPOINT_INTERVAL_S
@@ -104,16 +105,11 @@ def trial_config(
     return RunConfig.from_args(build_parser().parse_args(flags))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(device: torch.device, work: Any) -> tuple[Any, float]:
-    _sync(device)
+    sync(device)
     began = time.perf_counter()
     result = work()
-    _sync(device)
+    sync(device)
     return result, time.perf_counter() - began
 
 
